@@ -1,0 +1,12 @@
+import { Command } from "effect/cli"
+import packageJson from "../package.json" with { type: "json" }
+import { templateCommand } from "./commands/template.ts"
+
+export const version: string = packageJson.version
+
+export const ghr = Command.make("ghr").pipe(
+  Command.withDescription("Self-hosted GitHub Actions runners on Amazon ECS, authenticated by a GitHub App"),
+  Command.withSubcommands([templateCommand])
+)
+
+export const run = Command.run(ghr, { version })

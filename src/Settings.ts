@@ -169,6 +169,21 @@ const appSecretKeys = {
   GITHUB_APP_PRIVATE_KEY: "private_key"
 } as const
 
+const appSecretRequirements = [
+  { keys: ["app_id", "client_id"], env: ["GITHUB_APP_ID", "GITHUB_APP_CLIENT_ID"] },
+  { keys: ["installation_id"], env: ["GITHUB_APP_INSTALLATION_ID"] },
+  { keys: ["private_key"], env: ["GITHUB_APP_PRIVATE_KEY"] }
+] as const
+
+/** The App secret's keys that neither the secret nor an explicit variable provides. */
+export const missingAppSecretKeys = (secret: Readonly<Record<string, unknown>>, env: Env): ReadonlyArray<string> =>
+  appSecretRequirements
+    .filter(({ keys, env: vars }) =>
+      keys.every((key) => secret[key] === undefined || secret[key] === null || secret[key] === "") &&
+      vars.every((name) => !env[name])
+    )
+    .map(({ keys }) => keys.join(" or "))
+
 export interface ResolveOptions {
   readonly arch: string
   readonly stdoutIsTty: boolean

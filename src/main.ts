@@ -1,12 +1,14 @@
 import { Command } from "effect/cli"
 import packageJson from "../package.json" with { type: "json" }
+import { healthCommand } from "./commands/health.ts"
+import { runCommand } from "./commands/run.ts"
 import { templateCommand } from "./commands/template.ts"
 
 export const version: string = packageJson.version
 
 export const ghr = Command.make("ghr").pipe(
   Command.withDescription("Self-hosted GitHub Actions runners on Amazon ECS, authenticated by a GitHub App"),
-  Command.withSubcommands([templateCommand])
+  Command.withSubcommands([runCommand, healthCommand, templateCommand])
 )
 
 export const run = Command.run(ghr, { version })

@@ -69,9 +69,11 @@ export interface LogRecord {
 export const formatRecord = (record: LogRecord, format: LogFormat): string => {
   if (format === "json") return JSON.stringify(record)
   const { time, level, msg, ...fields } = record
-  // The event name is for machines; a person reads the message.
+  // The event name and structured detail (lists of objects) are for machines; the message
+  // already says it for a person.
+  const isStructured = (value: unknown) => Array.isArray(value) && value.some((v) => typeof v === "object" && v !== null)
   const extras = Object.entries(fields)
-    .filter(([key]) => key !== "event")
+    .filter(([key, value]) => key !== "event" && !isStructured(value))
     .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
     .join(" ")
   return `${time.slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${msg}${extras === "" ? "" : `  ${extras}`}`

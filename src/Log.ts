@@ -11,7 +11,8 @@ import type { LogFormat, LogLevel } from "./Settings.ts"
  * (rolled out in 2026) must not slip through a pattern.
  */
 const secretPatterns: ReadonlyArray<RegExp> = [
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g,
+  // A key's base64 body (raw newlines or JSON-escaped "\n"), with its END line when present.
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----(?:\\n|[\sA-Za-z0-9+/=])*(?:-----END [A-Z ]*PRIVATE KEY-----)?/g,
   /\bgh[pousr]_[A-Za-z0-9_]{16,}\b/g,
   /\bgithub_pat_[A-Za-z0-9_]{20,}\b/g,
   /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g
@@ -43,6 +44,8 @@ export class Redaction extends Context.Service<Redaction, {
           secrets.add(trimmed)
           // Escaped forms show up when a secret is embedded in JSON text.
           secrets.add(JSON.stringify(trimmed).slice(1, -1))
+          // Output is logged line by line, so each line of a multi-line secret (a PEM body) is one too.
+          for (const line of trimmed.split("\n")) if (line.trim().length >= 16) secrets.add(line.trim())
         }),
       redact: (text) => redactText(text, secrets)
     })

@@ -1,7 +1,8 @@
 /** The pure decisions: retry timing, runner names, runner environment, config.sh flags, redaction. */
 import { describe, expect, test } from "bun:test"
 import { type HttpFailure, isRetryable, maxRetryDelayMs, retryDelayMs, secondaryLimitDelayMs } from "../src/GitHubRetry.ts"
-import { formatRecord, redactedMarker, redactText } from "../src/Log.ts"
+import { Effect } from "effect"
+import { formatRecord, Redaction, redactedMarker, redactText } from "../src/Log.ts"
 import { configArgs, runnerEnvironment } from "../src/Runner.ts"
 import { runnerName } from "../src/RunnerName.ts"
 import { maxNamePrefixLength, runnerNameMaxLength } from "../src/Settings.ts"
@@ -101,6 +102,20 @@ describe("redaction", () => {
   test("PEM blocks are replaced whole, even when cut off", () => {
     expect(redactText("k=-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- end", [])).toBe(`k=${redactedMarker} end`)
     expect(redactText("k=-----BEGIN PRIVATE KEY-----\nMIIE", [])).toBe(`k=${redactedMarker}`)
+  })
+
+  test("a PEM inside a JSON line is replaced without eating the rest of the line", () => {
+    const line = JSON.stringify({ msg: "k=-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQ", event: "x" })
+    expect(JSON.parse(redactText(line, []))).toEqual({ msg: `k=${redactedMarker}`, event: "x" })
+  })
+
+  test("each line of a registered multi-line secret is redacted on its own (output is logged per line)", () => {
+    const redaction = Effect.runSync(Effect.gen(function*() {
+      const r = yield* Redaction
+      yield* r.register("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAxcWJYpWVK394\nffDzriKMs1GshACFOZkykZy\n-----END RSA PRIVATE KEY-----")
+      return r
+    }).pipe(Effect.provide(Redaction.layer)))
+    expect(redaction.redact("ffDzriKMs1GshACFOZkykZy")).toBe(redactedMarker)
   })
 
   test("short registered values are ignored rather than shredding every line", () => {

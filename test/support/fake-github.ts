@@ -74,6 +74,8 @@ export interface FakeGitHub {
   runners(): FakeRunner[]
   /** Installation tokens minted since start (or the last reset()). */
   tokensIssued(): number
+  /** Every credential value the fake has handed out (installation, registration and remove tokens), for redaction tests. */
+  issuedSecrets(): string[]
   /** Serve `response` instead of the real handler for the next `times` (default 1) requests to `route` ("METHOD /openapi/path/{template}"). */
   failNext(route: string, response: { status: number; headers?: Record<string, string>; body?: unknown }, times?: number): void
   /** Every installation token issued so far becomes invalid (next use → 401 Bad credentials). */
@@ -1189,6 +1191,7 @@ export const startFakeGitHub = async (options: FakeOptions): Promise<FakeGitHub>
     calls,
     runners: () => [...runners.values()].sort((a, b) => a.id - b.id).map((r) => ({ ...r, labels: [...r.labels] })),
     tokensIssued: () => issued,
+    issuedSecrets: () => [...tokens.keys(), ...registrationTokens.keys()],
     failNext: (route, response, times = 1) => {
       if (!routeKeys.has(route)) {
         throw new Error(`fake-github: failNext: unknown route "${route}" (expected one of: ${fakeGitHubRoutes.join(", ")})`)

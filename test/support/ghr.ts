@@ -68,6 +68,8 @@ export const spawnGhr = (args: ReadonlyArray<string>, options: SpawnOptions) => 
   return {
     proc,
     done,
+    /** What it has printed so far. */
+    output: () => stdout,
     /** Resolves when a log record with this event has been printed. */
     waitForEvent: async (event: string, timeoutMs = 15_000) => {
       const deadline = Date.now() + timeoutMs

@@ -41,7 +41,9 @@ const main = run.pipe(
   Effect.provide(Layer.mergeAll(NodeServices.layer, Log.layer({ format: logFormat, level: logLevel }).pipe(Layer.provideMerge(Log.Redaction.layer))))
 )
 
-const exit = await Effect.runPromiseExit(main)
-const code = Exit.isSuccess(exit) ? (exit.value === -1 ? Number(process.exitCode ?? 0) : exit.value) : ExitCode.unexpected
-// Let buffered log lines reach a pipe before the process ends.
-process.stdout.write("", () => process.exit(code))
+// No top-level await: the binary is compiled to bytecode, which needs a plain module body.
+void Effect.runPromiseExit(main).then((exit) => {
+  const code = Exit.isSuccess(exit) ? (exit.value === -1 ? Number(process.exitCode ?? 0) : exit.value) : ExitCode.unexpected
+  // Let buffered log lines reach a pipe before the process ends.
+  process.stdout.write("", () => process.exit(code))
+})

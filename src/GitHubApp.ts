@@ -73,6 +73,12 @@ const withoutCredentials = GitHubApp.of({
   deleteRunner: () => Effect.fail(noCredentials)
 })
 
+/** GitHub's clock minus ours, from a response's Date header (second precision). */
+export const clockSkewSeconds = (dateHeader: string | undefined, nowMs: number): number | undefined => {
+  const github = dateHeader === undefined ? NaN : Date.parse(dateHeader)
+  return Number.isNaN(github) ? undefined : Math.round((github - nowMs) / 1000)
+}
+
 /** Refresh this long before `expires_at` so a token never expires in the middle of a call. */
 const tokenRefreshMarginMs = 5 * 60 * 1000
 const requestTimeoutMs = 30_000
@@ -114,11 +120,15 @@ const failureFromOctokit = (error: unknown): HttpFailure => {
 const make = Effect.fnUntraced(function*(settings: Settings, app: AppCredentials, redaction: Redaction["Service"]) {
   const fetchImpl = (input: string | URL | Request, init?: RequestInit) =>
     fetch(input, { ...init, signal: AbortSignal.timeout(requestTimeoutMs) })
+  const request = octokitRequest.defaults({ baseUrl: settings.apiUrl, request: { fetch: fetchImpl } })
+  const silent = () => undefined
   const auth = createAppAuth({
     appId: app.appId ?? app.clientId ?? "",
     privateKey: Redacted.value(app.privateKey),
     installationId: app.installationId,
-    request: octokitRequest.defaults({ baseUrl: settings.apiUrl, request: { fetch: fetchImpl } })
+    request,
+    // auth-app would print to the console; clock skew is reported in our own log below.
+    log: { debug: silent, info: silent, warn: silent, error: silent }
   })
   yield* redaction.register(Redacted.value(app.privateKey))
 
@@ -160,17 +170,24 @@ const make = Effect.fnUntraced(function*(settings: Settings, app: AppCredentials
   const mintLock = yield* Semaphore.make(1)
 
   const mint = Effect.gen(function*() {
-    const result = yield* withRetries(
+    // Through auth.hook rather than auth({type: "installation"}): the hook signs the App JWT and,
+    // when GitHub rejects it for clock skew, signs again shifted by GitHub's Date header.
+    const response = yield* withRetries(
       Effect.tryPromise({
-        try: () => auth({ type: "installation", refresh: true }),
+        try: () =>
+          auth.hook(request, "POST /app/installations/{installation_id}/access_tokens", { installation_id: app.installationId }),
         catch: (error) => new HttpCallFailure(failureFromOctokit(error))
       })
     ).pipe(Effect.mapError(({ failure }) => mintError(failure)))
-    const token = Redacted.make(result.token, { label: "installation token" })
-    yield* redaction.register(result.token)
-    const cached: CachedToken = { token, expiresAtMs: Date.parse(result.expiresAt) }
+    const { token: value, expires_at: expiresAt } = response.data as { token: string; expires_at: string }
+    yield* redaction.register(value)
+    const cached: CachedToken = { token: Redacted.make(value, { label: "installation token" }), expiresAtMs: Date.parse(expiresAt) }
     yield* Ref.set(cache, Option.some(cached))
-    yield* Log.event("github.token", "installation token minted", { installationId: app.installationId, expiresAt: result.expiresAt })
+    yield* Log.event("github.token", "installation token minted", { installationId: app.installationId, expiresAt })
+    const skewSeconds = clockSkewSeconds(response.headers.date, yield* Clock.currentTimeMillis)
+    if (skewSeconds !== undefined && Math.abs(skewSeconds) > 30) {
+      yield* Log.warnEvent("clock.skew", `this machine's clock differs from GitHub's by ${skewSeconds}s; App JWTs are rejected beyond a few minutes — sync the clock (NTP)`, { skewSeconds })
+    }
     return cached
   })
 

@@ -1,5 +1,6 @@
 /** The pure decisions: retry timing, runner names, runner environment, config.sh flags, redaction. */
 import { describe, expect, test } from "bun:test"
+import { clockSkewSeconds } from "../src/GitHubApp.ts"
 import { type HttpFailure, isRetryable, maxRetryDelayMs, retryDelayMs, secondaryLimitDelayMs } from "../src/GitHubRetry.ts"
 import { Effect } from "effect"
 import { formatRecord, Redaction, redactedMarker, redactText } from "../src/Log.ts"
@@ -33,6 +34,16 @@ describe("GitHub retry policy", () => {
   test("no single wait exceeds the cap, whatever GitHub asks", () => {
     expect(retryDelayMs(failure(429, { "retry-after": "3600" }), 500, 0)).toBe(maxRetryDelayMs)
     expect(retryDelayMs(failure(503), 10 * maxRetryDelayMs, 0)).toBe(maxRetryDelayMs)
+  })
+})
+
+describe("clock skew", () => {
+  test("GitHub's Date header minus our clock, in seconds; unknown without a valid header", () => {
+    const now = Date.parse("2026-12-04T10:00:00Z")
+    expect(clockSkewSeconds("Fri, 04 Dec 2026 10:10:00 GMT", now)).toBe(600)
+    expect(clockSkewSeconds("Fri, 04 Dec 2026 09:59:30 GMT", now)).toBe(-30)
+    expect(clockSkewSeconds(undefined, now)).toBeUndefined()
+    expect(clockSkewSeconds("yesterday-ish", now)).toBeUndefined()
   })
 })
 

@@ -37,6 +37,26 @@ describe("installation token", () => {
     }
   })
 
+  test("a clock 10 minutes behind GitHub: the JWT is re-signed with GitHub's time, and the skew is logged", async () => {
+    const { startFakeGitHub } = await import("./support/fake-github.ts")
+    const skewed = await startFakeGitHub({
+      apps: [{ id: 1, clientId: "Iv1", slug: "s", publicKeyPem: world.key.publicKeyPem }],
+      installations: [{ id: 5, appId: 1, account: { login: "solo", type: "User" }, permissions: { administration: "write" }, repositories: "all" }],
+      clockSkewSeconds: 600
+    })
+    try {
+      const lines: Array<string> = []
+      const env = { ...world.repoEnv, GITHUB_API_URL: skewed.url, GITHUB_APP_ID: "1", GITHUB_APP_INSTALLATION_ID: "5" }
+      await runTest(useGitHubApp(env, (app) => app.installationToken, lines))
+      expect(skewed.tokensIssued()).toBe(1)
+      expect(skewed.calls.map((c) => c.status)).toEqual([401, 201])
+      const warning = lines.map((l) => JSON.parse(l)).find((r) => r.event === "clock.skew")
+      expect(warning?.skewSeconds).toBeGreaterThanOrEqual(599)
+    } finally {
+      await skewed.stop()
+    }
+  })
+
   test("a client ID works as the JWT issuer", async () => {
     const { GITHUB_APP_ID: _, ...env } = world.repoEnv
     const token = await runTest(useGitHubApp({ ...env, GITHUB_APP_CLIENT_ID: "Iv23liTestClient" }, (app) => app.installationToken))

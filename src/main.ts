@@ -1,5 +1,6 @@
 import { Command } from "effect/cli"
 import packageJson from "../package.json" with { type: "json" }
+import { deployCommand } from "./commands/deploy.ts"
 import { healthCommand } from "./commands/health.ts"
 import { runCommand } from "./commands/run.ts"
 import { templateCommand } from "./commands/template.ts"
@@ -8,7 +9,7 @@ export const version: string = packageJson.version
 
 export const ghr = Command.make("ghr").pipe(
   Command.withDescription("Self-hosted GitHub Actions runners on Amazon ECS, authenticated by a GitHub App"),
-  Command.withSubcommands([runCommand, healthCommand, templateCommand])
+  Command.withSubcommands([runCommand, healthCommand, templateCommand, deployCommand])
 )
 
 export const run = Command.run(ghr, { version })

@@ -7,7 +7,7 @@
 #                      with QEMU binfmt, e.g. `docker run --privileged tonistiigi/binfmt --install
 #                      arm64`, or a native arm64 builder node)
 #   --repo PREFIX      image names PREFIX/ghr-runner and PREFIX/ghr-dind (default: ghr-runner, ghr-dind)
-#   --tag TAG          default: the RUNNER_VERSION in the Containerfile, e.g. 2.337.0
+#   --tag TAG          default: the RUNNER_VERSION in the Containerfile, e.g. 2.338.0
 #   --only runner|dind build one of the two
 #   --push             push a multi-platform image (one manifest list per image); needs buildx
 #   --compression C    zstd (default when pushing with buildx) | gzip (needed for SOCI indexes)

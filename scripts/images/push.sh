@@ -7,7 +7,7 @@
 #
 #   --registry HOST     the ECR registry (required); its region is taken from the host name
 #   --prefix P          repository prefix, default "ghr" → ghr/ghr-runner, ghr/ghr-dind
-#   --tag TAG           default: the Containerfile's RUNNER_VERSION (e.g. 2.337.0)
+#   --tag TAG           default: the Containerfile's RUNNER_VERSION (e.g. 2.338.0)
 #   --platforms LIST    default linux/amd64,linux/arm64
 #   --only runner|dind  push one of the two
 #   --soci              gzip layers, then print the commands that build and push SOCI indexes

@@ -18,7 +18,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { createHash, randomBytes } from "node:crypto"
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -166,12 +166,17 @@ const privilegedFlags = [
 interface Sidecar {
   name: string
   socketDir: string
+  /** /actions-runner/_work in both containers, as the ECS task definition shares it (bind mounts of job containers resolve in dockerd's file system). */
+  workDir: string
 }
 
 const startSidecar = async (scenario: string, privileged: boolean): Promise<Sidecar> => {
   const name = `ghr-e2e-dind-${scenario}-${runId}`
   const socketDir = mkdtempSync(join(work, `sock-${scenario}-`))
   chmodSync(socketDir, 0o755)
+  const workDir = mkdtempSync(join(work, `runner-work-${scenario}-`))
+  chownSync(workDir, 1001, 123) // what the task definition's prepare container does
+  chmodSync(workDir, 0o775)
   await must(
     `start sidecar ${name}`,
     docker([
@@ -179,12 +184,13 @@ const startSidecar = async (scenario: string, privileged: boolean): Promise<Side
       ...(privileged ? privilegedFlags : ["--cap-add", "SYS_PTRACE"]),
       "-v", "/var/lib/docker",
       "-v", `${socketDir}:/var/run/dind`,
+      "-v", `${workDir}:/actions-runner/_work`,
       dindImage,
       // No bridge, no iptables: the nested containers use --network none.
       "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false"
     ])
   )
-  return { name, socketDir }
+  return { name, socketDir, workDir }
 }
 
 /** Waits for the sidecar's healthcheck and loads the base image into its daemon (no registry here). */
@@ -234,6 +240,7 @@ const startRunner = async (options: RunnerOptions): Promise<{ name: string; reco
     docker([
       "run", "-d", "--name", name, "--label", label, "--network", "host",
       "-v", `${options.sidecar.socketDir}:/var/run/dind`,
+      "-v", `${options.sidecar.workDir}:/actions-runner/_work`,
       "-v", `${recordDir}:/standin-record`,
       ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
       runnerImage
@@ -392,7 +399,10 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
       "ctx=$(mktemp -d)",
       "printf 'FROM debian:bookworm-slim\\nRUN echo built-by-nested-build > /built\\n' > \"$ctx/Dockerfile\"",
       "docker build --network none -t ghr-e2e-nested:1 \"$ctx\"",
-      "docker run --rm --network none ghr-e2e-nested:1 cat /built"
+      "docker run --rm --network none ghr-e2e-nested:1 cat /built",
+      // A bind mount of the shared work volume, as container jobs and `docker run -v $PWD:…` do.
+      "echo shared-work-volume > /actions-runner/_work/shared.txt",
+      "docker run --rm --network none -v /actions-runner/_work:/work debian:bookworm-slim cat /work/shared.txt"
     ].join("\n")
     const runner = await startRunner({ scenario: "happy", sidecar, job })
     const exit = await timed("happy: runner job (ghr run → exit)", () => waitExit(runner.name, 180_000))
@@ -403,6 +413,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
     expect(exit.exitCode, `exit ${exit.exitCode}\n${context}`).toBe(0)
     expect(jobOut, context).toContain("hello-from-nested-container")
     expect(jobOut, context).toContain("built-by-nested-build")
+    expect(jobOut, context).toMatch(/^shared-work-volume$/m)
     expect(events(runner.recordDir), context).toMatch(/job\.done .*result=Succeeded/)
     expect(registrations().length, context).toBe(1)
     expect(registrations()[0]!.status, context).toBeLessThan(300)
@@ -447,10 +458,13 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
     fake.reset()
     const sidecar = await startSidecar("sigterm", true)
     await timed("sigterm: sidecar healthy + base image loaded", () => readySidecar(sidecar))
+    // The job's `docker run` proxies the SIGTERM it gets from run.sh to its container, which
+    // exits on it — as a well-behaved job step does when the runner cancels it.
     const job = [
       "set -eu",
       "echo job-started >> \"$STANDIN_RECORD_DIR/job.out\"",
-      "docker run --rm --network none --name ghr-e2e-sleeper debian:bookworm-slim sleep 600"
+      "docker run --rm --network none --name ghr-e2e-sleeper debian:bookworm-slim " +
+        "sh -c 'trap \"echo nested-got-sigterm; exit 0\" TERM; sleep 600 & wait' >> \"$STANDIN_RECORD_DIR/job.out\""
     ].join("\n")
     const runner = await startRunner({ scenario: "sigterm", sidecar, job })
     const socket = `unix://${sidecar.socketDir}/docker.sock`
@@ -471,11 +485,16 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
     const runnerLogs = await logs(runner.name)
     const context = `runner logs:\n${runnerLogs}\nevents:\n${events(runner.recordDir)}`
 
-    expect(events(runner.recordDir), context).toMatch(/sigterm signal=TERM phase=job/)
+    expect(events(runner.recordDir), context).toMatch(/sigterm pid=\d+ signal=TERM phase=job/)
     expect(exit.exitCode, `exit ${exit.exitCode}\n${context}`).toBe(0) // the stand-in run.sh exits 0 on SIGTERM (STANDIN_SIGTERM_EXIT_CODE)
     expect(fake.runners(), context).toEqual([])
     expect(deletions().length, context).toBeGreaterThanOrEqual(1)
 
+    expect(readFileSync(join(runner.recordDir, "job.out"), "utf8"), context).toContain("nested-got-sigterm")
+
+    // dockerd stops what still runs in it when it gets SIGTERM: a container that ignores SIGTERM
+    // (sleep as PID 1) is killed after its stop timeout, within the daemon's shutdown-timeout.
+    await must("a lingering nested container", sh([dockerBin, "-H", socket, "run", "-d", "--network", "none", "debian:bookworm-slim", "sleep", "600"]))
     const stop = await timed("sigterm: sidecar docker stop (nested container still running)", async () => {
       const started = performance.now()
       await must("stop sidecar", docker(["stop", "-t", "60", sidecar.name], 90_000))

@@ -655,7 +655,11 @@ export interface CfnApi {
     request: CreateChangeSetRequest
   ) => Effect.Effect<{ readonly id: string; readonly stackId: string }, DeployAwsError>
   readonly describeChangeSet: (id: string) => Effect.Effect<ChangeSetInfo, DeployAwsError>
-  readonly executeChangeSet: (id: string) => Effect.Effect<void, DeployAwsError>
+  /** `disableRollback` keeps what a failed creation made (CREATE_FAILED), so its logs can be read. */
+  readonly executeChangeSet: (
+    id: string,
+    options: { readonly disableRollback: boolean }
+  ) => Effect.Effect<void, DeployAwsError>
   readonly deleteChangeSet: (id: string) => Effect.Effect<void, DeployAwsError>
   readonly deleteStack: (stackId: string) => Effect.Effect<void, DeployAwsError>
   /** Events newest first, following pages until `stopAt` returns true for an event. */
@@ -764,7 +768,11 @@ export const sdkApi = (client: CloudFormationClient): CfnApi => {
         } while (token !== undefined)
         return { status: first?.Status ?? "UNKNOWN", statusReason: first?.StatusReason ?? undefined, changes }
       }),
-    executeChangeSet: (id) => call("ExecuteChangeSet", () => client.send(new ExecuteChangeSetCommand({ ChangeSetName: id }))).pipe(Effect.asVoid),
+    executeChangeSet: (id, options) =>
+      call("ExecuteChangeSet", () =>
+        client.send(new ExecuteChangeSetCommand({ ChangeSetName: id, DisableRollback: options.disableRollback }))).pipe(
+          Effect.asVoid
+        ),
     deleteChangeSet: (id) => call("DeleteChangeSet", () => client.send(new DeleteChangeSetCommand({ ChangeSetName: id }))).pipe(Effect.asVoid),
     deleteStack: (stackId) => call("DeleteStack", () => client.send(new DeleteStackCommand({ StackName: stackId }))).pipe(Effect.asVoid),
     events: (stackId, stopAt) =>
@@ -1008,7 +1016,10 @@ const makeDeploy = (api: CfnApi, options: DeployOptions) => {
     }
 
     const seen = new Set((yield* api.events(stackId, () => false)).map((e) => e.id))
-    yield* api.executeChangeSet(id)
+    // A failed creation keeps what it made (CREATE_FAILED) instead of rolling back and deleting the log
+    // groups with the controller's last words; ghr deploy then continues that stack. A failed update
+    // rolls back, so running runners keep their last good configuration.
+    yield* api.executeChangeSet(id, { disableRollback: type === "CREATE" })
     const result = yield* watch(stackId, seen, ui)
     if (statusOutcome(result.status) !== "success") {
       return yield* failure(
@@ -1018,7 +1029,9 @@ const makeDeploy = (api: CfnApi, options: DeployOptions) => {
         result.events,
         result.stack?.statusReason,
         type === "CREATE"
-          ? `CloudFormation rolled the stack back. Fix the cause, delete it with \`ghr deploy --stack-name ${stackName} --delete\`, then deploy again.`
+          ? `What was created is kept so you can investigate: \`aws logs tail /ghr/${stackName}/controller\` and ` +
+            `\`aws logs tail /aws/events/ghr/${stackName}\` (why tasks stopped). Fix the cause and run ghr deploy ` +
+            `again (it continues this stack), or remove it with \`ghr deploy --stack-name ${stackName} --delete\`.`
           : "CloudFormation rolled the stack back to its previous state. Fix the cause and run ghr deploy again."
       )
     }

@@ -284,9 +284,9 @@ const scripted = (script: Script) => {
         statusReason: script.changeSetStatus?.reason,
         changes: [{ action: "Modify", logicalId: "ControllerTaskDefinition", resourceType: "AWS::ECS::TaskDefinition", replacement: "True" }]
       }),
-    executeChangeSet: () =>
+    executeChangeSet: (_, options) =>
       Effect.sync(() => {
-        calls.push("executeChangeSet")
+        calls.push(`executeChangeSet${options.disableRollback ? " (keep on failure)" : ""}`)
         current = { ...current!, status: script.finalStatus ?? "UPDATE_COMPLETE" }
         events = script.finalEvents ?? []
       }),
@@ -379,22 +379,32 @@ describe("the change-set workflow", () => {
       reason
     })
     const fake = scripted({
-      finalStatus: "ROLLBACK_COMPLETE",
+      finalStatus: "CREATE_FAILED",
       finalEvents: [
         failed(1, "s", "CREATE_IN_PROGRESS", "User Initiated"),
         failed(2, "ControllerService", "CREATE_FAILED", "Error occurred during operation 'ECS Deployment Circuit Breaker was triggered'."),
         failed(3, "Dashboard", "CREATE_FAILED", "Resource creation cancelled"),
-        failed(4, "s", "ROLLBACK_COMPLETE")
+        failed(4, "s", "CREATE_FAILED")
       ]
     })
     const { ui, lines } = captureUi()
     const error = await runFailure(withDeploy(fake.api, (d) => d.deploy(request(required), ui)))
     expect(error).toBeInstanceOf(StackOperationFailed)
-    expect(error.message).toContain("creation of stack s failed (ROLLBACK_COMPLETE)")
+    expect(error.message).toContain("creation of stack s failed (CREATE_FAILED)")
     expect(error.message).toContain("First failure: ControllerService (AWS::ECS::Service): Error occurred during operation")
+    expect(error.message).toContain("aws logs tail /ghr/s/controller")
     expect(error.message).toContain("--delete")
     expect(lines).toContain("ControllerService CREATE_FAILED")
     expect(fake.requests()[0]!.type).toBe("CREATE")
+    // A creation keeps what it made when it fails; an update rolls back.
+    expect(fake.calls).toContain("executeChangeSet (keep on failure)")
+  })
+
+  test("a stack whose creation failed (CREATE_FAILED, resources kept) is continued with an update", async () => {
+    const fake = scripted({ stack: stackInfo("CREATE_FAILED", required), finalStatus: "UPDATE_COMPLETE" })
+    expect(await runTest(withDeploy(fake.api, (d) => d.deploy(request({ MaxRunners: "3" }), captureUi().ui)))).toBe("updated")
+    expect(fake.requests()[0]!.type).toBe("UPDATE")
+    expect(fake.calls).toContain("executeChangeSet")
   })
 
   test("no changes: success, and the empty change set is deleted", async () => {

@@ -327,11 +327,18 @@ describe("the runner task definition", () => {
 describe("the controller", () => {
   const values = combinations[0]!
   test("one task, never two: desired 1, deployment maximum 100 %, minimum 0 %, on on-demand Fargate", () => {
-    const service = resourcesFor(values)["ControllerService"]!.Properties
+    const service = resourcesFor({ ...values, AppSecretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-AbCdEf" })["ControllerService"]!
+      .Properties
     expect(service.DesiredCount).toBe(1)
     expect(service.DeploymentConfiguration.MaximumPercent).toBe(100)
     expect(service.DeploymentConfiguration.MinimumHealthyPercent).toBe(0)
     expect(service.CapacityProviderStrategy).toEqual([{ CapacityProvider: "FARGATE", Weight: 1 }])
+  })
+
+  test("not started while the stack's own App secret is still empty", () => {
+    const service = resourcesFor({ ...values, AppSecretArn: "" })["ControllerService"]!.Properties
+    expect(service.DesiredCount).toBe(0)
+    expect(doc["Outputs"]["NextStep"]["Condition"]).toBe("CreateAppSecret")
   })
 
   test("runs `ghr controller` with the settings it launches runners with", () => {
@@ -342,7 +349,7 @@ describe("the controller", () => {
       const name of [
         "GHR_APP_SECRET", "GITHUB_URL", "GITHUB_OWNER", "GITHUB_REPOSITORY", "RUNNER_LABELS", "RUNNER_GROUP",
         "RUNNER_NAME_PREFIX", "LOG_FORMAT", "GHR_CLUSTER", "GHR_RUNNER_TASK_DEFINITION", "GHR_SUBNETS",
-        "GHR_SECURITY_GROUPS", "GHR_ASSIGN_PUBLIC_IP", "GHR_CAPACITY", "GHR_MIN_RUNNERS", "GHR_MAX_RUNNERS"
+        "GHR_SECURITY_GROUPS", "GHR_ASSIGN_PUBLIC_IP", "GHR_CAPACITY", "GHR_CAPACITY_PROVIDER", "GHR_MIN_RUNNERS", "GHR_MAX_RUNNERS"
       ]
     ) expect(names).toContain(name)
   })

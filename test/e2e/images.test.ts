@@ -299,7 +299,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
   })
 
   test("builds the runner and dind images (stand-in base image and runner tarball)", async () => {
-    await timed("base image (debootstrap, cached)", () => must("base image", sh(["bash", "scripts/images/base-image.sh"], { timeoutMs: 300_000 })))
+    await timed("base image (debootstrap, or its cached tarball)", () => must("base image", sh(["bash", "scripts/images/base-image.sh"], { timeoutMs: 300_000 })))
 
     // The ghr binary for this architecture, rebuilt when src/ is newer.
     const binary = join(root, "dist", hostArch === "amd64" ? "ghr-linux-x64" : "ghr-linux-arm64")

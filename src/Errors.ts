@@ -1,9 +1,10 @@
-import { Schema } from "effect"
+import { Runtime, Schema } from "effect"
 
 /**
- * Exit codes are part of ghr's contract (docs/configuration.md#exit-codes). The actions runner
- * itself exits with 0–4, so ghr's own codes live above 64 and never collide with a propagated
- * runner exit code.
+ * Exit codes are part of ghr's contract (docs/configuration.md#exit-codes). Each error class
+ * carries its own through `Runtime.errorExitCode`, which bin.ts reads. The actions runner itself
+ * exits with 0–4, so ghr's own codes live above 64 and never collide with a propagated runner
+ * exit code.
  */
 export const ExitCode = {
   ok: 0,
@@ -27,6 +28,9 @@ export interface ConfigProblem {
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   problems: Schema.Array(Schema.Struct({ setting: Schema.String, problem: Schema.String }))
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.configError
+  }
   override get message(): string {
     const lines = this.problems.map((p) => `  - ${p.setting}: ${p.problem}`)
     return `invalid configuration (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`
@@ -40,6 +44,9 @@ export class SecretError extends Schema.TaggedError<SecretError>()("SecretError"
   reason: Schema.Literals(["not-found", "access-denied", "not-json", "missing-key", "unavailable"]),
   detail: Schema.String
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.configError
+  }
   override get message(): string {
     return `${this.setting}=${this.secretId}: ${this.detail}`
   }
@@ -51,6 +58,9 @@ export class AuthError extends Schema.TaggedError<AuthError>()("AuthError", {
   detail: Schema.String,
   fix: Schema.String
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.authError
+  }
   override get message(): string {
     return `${this.detail} — ${this.fix}`
   }
@@ -63,6 +73,9 @@ export class GitHubApiError extends Schema.TaggedError<GitHubApiError>()("GitHub
   detail: Schema.String,
   fix: Schema.String
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.githubUnavailable
+  }
   override get message(): string {
     const status = this.status === undefined ? "" : ` (HTTP ${this.status})`
     return `${this.operation} failed${status}: ${this.detail} — ${this.fix}`
@@ -74,6 +87,9 @@ export class DockerNotReady extends Schema.TaggedError<DockerNotReady>()("Docker
   waitedSeconds: Schema.Number,
   lastError: Schema.String
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.dockerNotReady
+  }
   override get message(): string {
     return `Docker daemon at ${this.dockerHost} was not ready after ${this.waitedSeconds}s (last error: ${this.lastError}). ` +
       "Check that the dind sidecar is running and shares the socket volume. On AWS Fargate a Docker daemon cannot run at all " +
@@ -85,6 +101,9 @@ export class RunnerError extends Schema.TaggedError<RunnerError>()("RunnerError"
   detail: Schema.String,
   fix: Schema.String
 }) {
+  get [Runtime.errorExitCode](): number {
+    return ExitCode.runnerFailure
+  }
   override get message(): string {
     return `${this.detail} — ${this.fix}`
   }
@@ -94,27 +113,10 @@ export class RunnerError extends Schema.TaggedError<RunnerError>()("RunnerError"
 export class Terminated extends Schema.TaggedError<Terminated>()("Terminated", {
   signal: Schema.Literals(["SIGTERM", "SIGINT"])
 }) {
+  get [Runtime.errorExitCode](): number {
+    return this.signal === "SIGINT" ? ExitCode.sigint : ExitCode.sigterm
+  }
   override get message(): string {
     return `received ${this.signal} before the runner started`
-  }
-}
-
-export type GhrError = ConfigError | SecretError | AuthError | GitHubApiError | DockerNotReady | RunnerError | Terminated
-
-export const exitCodeFor = (error: GhrError): number => {
-  switch (error._tag) {
-    case "ConfigError":
-    case "SecretError":
-      return ExitCode.configError
-    case "AuthError":
-      return ExitCode.authError
-    case "GitHubApiError":
-      return ExitCode.githubUnavailable
-    case "DockerNotReady":
-      return ExitCode.dockerNotReady
-    case "RunnerError":
-      return ExitCode.runnerFailure
-    case "Terminated":
-      return error.signal === "SIGINT" ? ExitCode.sigint : ExitCode.sigterm
   }
 }

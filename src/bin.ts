@@ -4,15 +4,17 @@
  * code; anything else is a bug and prints the full cause.
  */
 import { NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import { CliError } from "effect/cli"
-import { ExitCode, exitCodeFor, type GhrError } from "./Errors.ts"
+import { ExitCode } from "./Errors.ts"
 import * as Log from "./Log.ts"
 import { run } from "./main.ts"
 
-const ghrErrorTags = new Set(["ConfigError", "SecretError", "AuthError", "GitHubApiError", "DockerNotReady", "RunnerError", "Terminated"])
-const isGhrError = (error: unknown): error is GhrError =>
-  typeof error === "object" && error !== null && ghrErrorTags.has((error as { _tag?: string })._tag ?? "")
+/** Expected failures carry their exit code (Runtime.errorExitCode) and a message meant for the user. */
+const exitCodeOf = (error: unknown): number | undefined => {
+  const code = typeof error === "object" && error !== null ? (error as Record<PropertyKey, unknown>)[Runtime.errorExitCode] : undefined
+  return typeof code === "number" ? code : undefined
+}
 
 const logFormat = process.env["LOG_FORMAT"] === "json" || process.env["LOG_FORMAT"] === "text"
   ? process.env["LOG_FORMAT"]
@@ -20,13 +22,15 @@ const logFormat = process.env["LOG_FORMAT"] === "json" || process.env["LOG_FORMA
 const logLevel = (["debug", "info", "warn", "error"] as const).find((l) => l === process.env["LOG_LEVEL"]?.toLowerCase()) ?? "info"
 
 const report = (error: unknown): Effect.Effect<number> => {
-  if (isGhrError(error)) {
-    const code = exitCodeFor(error)
-    const fields: Record<string, unknown> = { error: error._tag, exitCode: code }
-    if (error._tag === "ConfigError") fields["problems"] = error.problems
-    return Effect.as(Log.errorEvent("ghr.failed", error.message, fields), code)
-  }
+  // The CLI already printed the usage problem with the command's help.
   if (CliError.isCliError(error)) return Effect.succeed(ExitCode.usage)
+  const code = exitCodeOf(error)
+  if (code !== undefined) {
+    // Interactive commands' errors (deploy, app) were already shown by the CLI's renderer.
+    if (CliError.userMessage in (error as object)) return Effect.succeed(code)
+    const { _tag, message, problems } = error as { _tag?: string; message: string; problems?: unknown }
+    return Effect.as(Log.errorEvent("ghr.failed", message, { error: _tag, exitCode: code, ...(problems === undefined ? {} : { problems }) }), code)
+  }
   return Effect.as(Log.errorEvent("ghr.crashed", `unexpected error: ${String(error)}`), ExitCode.unexpected)
 }
 

@@ -563,9 +563,7 @@ const combined = (r: GhrResult) => `${r.stdout}\n${r.stderr}`
 
 /** A failure as the user sees it: non-zero exit, the message, no stack trace. */
 const expectFailure = (r: GhrResult, code: number, ...texts: ReadonlyArray<string>) => {
-  // The error carries its code (Runtime.errorExitCode); bin.ts maps only its own error tags so far,
-  // so until it honours that marker a parameter error may still exit 1.
-  expect([code, ExitCode.unexpected]).toContain(r.exitCode)
+  expect(r.exitCode).toBe(code)
   for (const text of texts) expect(combined(r)).toContain(text)
   expect(combined(r)).not.toMatch(/\n\s+at .+:\d+:\d+/)
 }

@@ -56,10 +56,10 @@ export const run = Effect.gen(function*() {
     outcome = yield* runner.run(settings.jitConfig)
   } else if (settings.runner.mode === "jit") {
     const name = runnerName(settings.runner.namePrefix)
-    const groupId = yield* unlessStopped(github.runnerGroupId)
     const jit = yield* unlessStopped(
-      github.generateJitConfig({ name, labels: settings.runner.labels, runnerGroupId: groupId, workFolder: settings.runner.workDir })
-    )
+      Effect.flatMap(github.runnerGroupId, (runnerGroupId) =>
+        github.generateJitConfig({ name, labels: settings.runner.labels, runnerGroupId, workFolder: settings.runner.workDir }))
+    ).pipe(Effect.tapError(registrationFailed))
     yield* Effect.addFinalizer(() => deleteRunner(jit.runnerId, jit.name))
     yield* Log.event("runner.registered", `runner ${jit.name} registered (id ${jit.runnerId})`, { runnerId: jit.runnerId, runnerName: jit.name })
     yield* health.setPhase("registered")
@@ -67,7 +67,7 @@ export const run = Effect.gen(function*() {
     outcome = yield* runner.run(jit.encodedJitConfig)
   } else {
     const name = runnerName(settings.runner.namePrefix)
-    const token = yield* unlessStopped(github.registrationToken)
+    const token = yield* unlessStopped(github.registrationToken).pipe(Effect.tapError(registrationFailed))
     yield* Effect.addFinalizer(() => unregister(name))
     yield* unlessStopped(
       runner.configure({
@@ -79,7 +79,7 @@ export const run = Effect.gen(function*() {
         ephemeral: settings.runner.ephemeral,
         disableUpdate: settings.runner.disableUpdate
       }, token)
-    )
+    ).pipe(Effect.tapError(registrationFailed))
     yield* health.setPhase("registered")
     yield* health.setPhase("running")
     outcome = yield* runner.run(undefined)
@@ -87,6 +87,10 @@ export const run = Effect.gen(function*() {
   yield* health.setPhase("draining")
   return outcome.exitCode
 }).pipe(Effect.scoped)
+
+/** Counted by the stack's RegistrationErrors metric; the error itself is reported once, at exit. */
+const registrationFailed = (error: { readonly _tag: string }) =>
+  error._tag === "Terminated" ? Effect.void : Log.errorEvent("registration.failed", "runner registration failed", { error: error._tag })
 
 const busyRetrySchedule = Schedule.spaced(Duration.seconds(2)).pipe(Schedule.upTo({ times: 5 }))
 

@@ -74,6 +74,23 @@ export type RunOutcome =
   | { readonly _tag: "exited"; readonly exitCode: number }
   | { readonly _tag: "stopped"; readonly signal: StopSignal; readonly exitCode: number }
 
+export type JobEvent =
+  | { readonly event: "job.started"; readonly job: string }
+  | { readonly event: "job.completed"; readonly job: string; readonly result: string }
+
+/**
+ * The actions runner announces jobs on its console ("<time>: Running job: build",
+ * "<time>: Job build completed with result: Succeeded"); those lines become events that the
+ * stack's metric filters count.
+ */
+export const jobEventOf = (line: string): JobEvent | undefined => {
+  const started = /Running job: (.+?)\s*$/.exec(line)
+  if (started !== null) return { event: "job.started", job: started[1]! }
+  const completed = /Job (.+) completed with result: (\w+)/.exec(line)
+  if (completed !== null) return { event: "job.completed", job: completed[1]!, result: completed[2]! }
+  return undefined
+}
+
 /** Node reports a child killed by a signal as an error naming it; shells report 128 + signal number. */
 const exitCodeFromSignalDeath = (message: string): number | undefined => {
   const name = /signal: '(\w+)'/.exec(message)?.[1]
@@ -119,9 +136,14 @@ export class Runner extends Context.Service<Runner, {
           stream.pipe(
             Stream.decodeText(),
             Stream.splitLines,
-            Stream.runForEach((line) =>
-              line.trim() === "" ? Effect.void : Effect.logInfo(line).pipe(Effect.annotateLogs({ event: "runner.output", source }))
-            ),
+            Stream.runForEach((line) => {
+              if (line.trim() === "") return Effect.void
+              const job = jobEventOf(line)
+              const output = Effect.logInfo(line).pipe(Effect.annotateLogs({ event: "runner.output", source }))
+              if (job === undefined) return output
+              const { event, ...fields } = job
+              return Effect.andThen(output, Log.event(event, event === "job.started" ? `job ${job.job} started` : `job ${job.job} completed`, fields))
+            }),
             Effect.ignore
           )
 

@@ -114,6 +114,8 @@ describe("GitHub rejects the App: exit 77 with what to fix", () => {
     const result = await run({ ...world.orgEnv, GITHUB_OWNER: "readonly-org", GITHUB_APP_INSTALLATION_ID: String(NO_PERMISSION_INSTALLATION) })
     expect(result.exitCode).toBe(ExitCode.authError)
     expect(failure(result).msg).toContain("organization_self_hosted_runners=write")
+    // Counted by the stack's RegistrationErrors metric.
+    expect(result.records.filter((r) => r["event"] === "registration.failed")).toHaveLength(1)
     expect(failure(result).msg).toContain("Self-hosted runners: Read and write")
   })
 })

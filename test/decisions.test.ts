@@ -4,7 +4,7 @@ import { clockSkewSeconds } from "../src/GitHubApp.ts"
 import { type HttpFailure, isRetryable, maxRetryDelayMs, retryDelayMs, secondaryLimitDelayMs } from "../src/GitHubRetry.ts"
 import { Effect } from "effect"
 import { formatRecord, Redaction, redactedMarker, redactText } from "../src/Log.ts"
-import { configArgs, runnerEnvironment } from "../src/Runner.ts"
+import { configArgs, jobEventOf, runnerEnvironment } from "../src/Runner.ts"
 import { runnerName } from "../src/RunnerName.ts"
 import { maxNamePrefixLength, runnerNameMaxLength } from "../src/Settings.ts"
 
@@ -92,6 +92,14 @@ describe("runner environment", () => {
     expect(out["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]).toBe("/v2/credentials/abc")
     expect(out["GITHUB_APP_PRIVATE_KEY"]).toBeUndefined()
     expect(out["ACTIONS_RUNNER_INPUT_JITCONFIG"]).toBeUndefined()
+  })
+})
+
+describe("job events from the runner's console", () => {
+  test("the real runner's start and completion lines", () => {
+    expect(jobEventOf("2026-12-04 10:00:00Z: Running job: build (ubuntu)")).toEqual({ event: "job.started", job: "build (ubuntu)" })
+    expect(jobEventOf("2026-12-04 10:05:00Z: Job build completed with result: Failed")).toEqual({ event: "job.completed", job: "build", result: "Failed" })
+    expect(jobEventOf("2026-12-04 10:00:00Z: Listening for Jobs")).toBeUndefined()
   })
 })
 

@@ -38,7 +38,7 @@ describe("ghr run: lifecycle", () => {
     const result = await runGhr(["run"], { env: { ...world.repoEnv, ...runnerEnv(), STANDIN_JOB_SECONDS: "0.2" } })
     expect(result.exitCode).toBe(0)
     expect(events(result.records)).toEqual([
-      "config.loaded", "github.token", "runner.registered", "runner.started", "runner.exited", "runner.deleted"
+      "config.loaded", "github.token", "runner.registered", "runner.started", "job.started", "job.completed", "runner.exited", "runner.deleted"
     ])
     expect(githubRoutes()).toEqual([
       "POST /app/installations/{installation_id}/access_tokens 201",

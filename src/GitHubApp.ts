@@ -4,7 +4,7 @@
  */
 import { createAppAuth } from "@octokit/auth-app"
 import { request as octokitRequest } from "@octokit/request"
-import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schedule, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schedule, Schema, Semaphore } from "effect"
 import { Config } from "./Config.ts"
 import { AuthError, ConfigError, GitHubApiError } from "./Errors.ts"
 import { type HttpFailure, isRetryable, retryDelayMs } from "./GitHubRetry.ts"
@@ -29,6 +29,44 @@ export type DeleteOutcome = "deleted" | "already-gone" | "busy"
 
 export type GitHubError = AuthError | GitHubApiError | ConfigError
 
+/** GET /app (App JWT): who the App is, and how far this machine's clock is from GitHub's. */
+export interface AppInfo {
+  readonly id: number
+  readonly slug: string | undefined
+  readonly name: string | undefined
+  readonly clientId: string | undefined
+  readonly owner: { readonly login: string; readonly type: string } | undefined
+  readonly htmlUrl: string | undefined
+  readonly permissions: Readonly<Record<string, string>>
+  /** GitHub's clock minus ours, from the response's Date header; undefined without one. */
+  readonly skewSeconds: number | undefined
+}
+
+/** GET /app/installations/{id} (App JWT): the account it is installed on and what it was granted. */
+export interface InstallationInfo {
+  readonly id: number
+  readonly appId: number | undefined
+  readonly account: { readonly login: string; readonly type: string }
+  readonly permissions: Readonly<Record<string, string>>
+  readonly repositorySelection: string | undefined
+  readonly suspendedAt: string | undefined
+  readonly htmlUrl: string | undefined
+}
+
+/** The `core` bucket of GET /rate_limit for the installation token. */
+export interface RateLimitInfo {
+  readonly limit: number
+  readonly remaining: number
+  readonly used: number
+  /** Epoch seconds. */
+  readonly reset: number
+}
+
+export interface RepositoryInfo {
+  readonly fullName: string
+  readonly archived: boolean
+}
+
 export class GitHubApp extends Context.Service<GitHubApp, {
   /** A cached installation token, minted again when less than five minutes of it remain. */
   readonly installationToken: Effect.Effect<Redacted.Redacted<string>, GitHubError>
@@ -44,6 +82,14 @@ export class GitHubApp extends Context.Service<GitHubApp, {
   readonly removeToken: Effect.Effect<Redacted.Redacted<string>, GitHubError>
   findRunner(name: string): Effect.Effect<Option.Option<RegisteredRunner>, GitHubError>
   deleteRunner(runnerId: number): Effect.Effect<DeleteOutcome, GitHubError>
+  /** GET /app with the App JWT (re-signed with GitHub's time on a clock-skew rejection); for `ghr doctor`. */
+  readonly app: Effect.Effect<AppInfo, GitHubError>
+  /** GET /app/installations/{id} of the configured installation, with the App JWT. */
+  readonly installation: Effect.Effect<InstallationInfo, GitHubError>
+  /** GET /rate_limit with the installation token (the call itself does not count). */
+  readonly rateLimit: Effect.Effect<RateLimitInfo, GitHubError>
+  /** GET /repos/{owner}/{repo} with the installation token: an AuthError 404 when the installation cannot see it. */
+  repository(owner: string, repo: string): Effect.Effect<RepositoryInfo, GitHubError>
 }>()("ghr/GitHubApp") {
   static readonly layer = Layer.effect(
     GitHubApp,
@@ -70,7 +116,11 @@ const withoutCredentials = GitHubApp.of({
   registrationToken: Effect.fail(noCredentials),
   removeToken: Effect.fail(noCredentials),
   findRunner: () => Effect.fail(noCredentials),
-  deleteRunner: () => Effect.fail(noCredentials)
+  deleteRunner: () => Effect.fail(noCredentials),
+  app: Effect.fail(noCredentials),
+  installation: Effect.fail(noCredentials),
+  rateLimit: Effect.fail(noCredentials),
+  repository: () => Effect.fail(noCredentials)
 })
 
 /** GitHub's clock minus ours, from a response's Date header (second precision). */
@@ -115,6 +165,227 @@ const failureFromOctokit = (error: unknown): HttpFailure => {
     headers: lowerCaseHeaders(e.response?.headers),
     message: e.response?.data?.message ?? e.cause?.message ?? e.cause?.code ?? e.message ?? String(error)
   }
+}
+
+// --- App JWT calls: the App's identity and installations (ghr doctor, ghr app secret) -------------
+
+const Account = Schema.Struct({
+  login: Schema.optional(Schema.String),
+  slug: Schema.optional(Schema.String),
+  type: Schema.optional(Schema.String)
+})
+const Permissions = Schema.Record(Schema.String, Schema.String)
+const AppBody = Schema.Struct({
+  id: Schema.Number,
+  slug: Schema.optional(Schema.String),
+  name: Schema.optional(Schema.String),
+  client_id: Schema.optional(Schema.String),
+  owner: Schema.optional(Schema.NullOr(Account)),
+  html_url: Schema.optional(Schema.String),
+  permissions: Schema.optional(Permissions)
+})
+const InstallationBody = Schema.Struct({
+  id: Schema.Number,
+  app_id: Schema.optional(Schema.Number),
+  account: Schema.optional(Schema.NullOr(Account)),
+  permissions: Schema.optional(Permissions),
+  repository_selection: Schema.optional(Schema.String),
+  suspended_at: Schema.optional(Schema.NullOr(Schema.String)),
+  html_url: Schema.optional(Schema.String)
+})
+const RateBucket = Schema.Struct({ limit: Schema.Number, remaining: Schema.Number, used: Schema.Number, reset: Schema.Number })
+const RateLimitBody = Schema.Struct({ resources: Schema.Struct({ core: RateBucket }) })
+const RepositoryBody = Schema.Struct({ full_name: Schema.String, archived: Schema.optional(Schema.Boolean) })
+
+const decodeApp = Schema.decodeUnknownOption(AppBody)
+const decodeInstallation = Schema.decodeUnknownOption(InstallationBody)
+const decodeInstallations = Schema.decodeUnknownOption(Schema.Array(InstallationBody))
+const decodeRateLimit = Schema.decodeUnknownOption(RateLimitBody)
+const decodeRepository = Schema.decodeUnknownOption(RepositoryBody)
+
+const accountOf = (account: typeof Account.Type | null | undefined) => ({
+  login: account?.login ?? account?.slug ?? "",
+  type: account?.type ?? (account?.slug !== undefined ? "Enterprise" : "")
+})
+
+const toInstallationInfo = (body: typeof InstallationBody.Type): InstallationInfo => ({
+  id: body.id,
+  appId: body.app_id,
+  account: accountOf(body.account),
+  permissions: body.permissions ?? {},
+  repositorySelection: body.repository_selection,
+  suspendedAt: body.suspended_at ?? undefined,
+  htmlUrl: body.html_url
+})
+
+const unexpectedBody = (operation: string) =>
+  new GitHubApiError({
+    operation,
+    detail: "GitHub answered with a body that is not what the REST API documents",
+    fix: "check that GITHUB_API_URL points at the GitHub REST API (https://api.github.com, <ghes>/api/v3 or https://api.<x>.ghe.com)"
+  })
+
+/** Calls made with the App's JWT (not an installation token). */
+export interface AppJwtClient {
+  /** GET /app. */
+  readonly app: Effect.Effect<AppInfo, AuthError | GitHubApiError>
+  /** GET /app/installations/{id}; an AuthError 404 when this App has no such installation. */
+  installation(installationId: number): Effect.Effect<InstallationInfo, AuthError | GitHubApiError>
+  /**
+   * The App's installation on an account: GET /repos/{owner}/{repo}/installation with a repository,
+   * else GET /orgs/{owner}/installation and then GET /users/{owner}/installation. None when not installed.
+   */
+  findInstallation(target: { readonly owner: string; readonly repo?: string | undefined }): Effect.Effect<Option.Option<InstallationInfo>, AuthError | GitHubApiError>
+  /** GET /app/installations (up to 1,000). */
+  readonly installations: Effect.Effect<ReadonlyArray<InstallationInfo>, AuthError | GitHubApiError>
+}
+
+type OctokitRequest = typeof octokitRequest
+type AppAuth = ReturnType<typeof createAppAuth>
+
+const jwtClient = (auth: AppAuth, request: OctokitRequest, options: { readonly apiUrl: string; readonly appLabel: string; readonly maxRetries: number }): AppJwtClient => {
+  const { apiUrl, appLabel, maxRetries } = options
+  const schedule = Schedule.exponential(Duration.millis(500)).pipe(
+    Schedule.setInputType<HttpCallFailure>(),
+    Schedule.modifyDelay(({ input, duration }) =>
+      Effect.map(Clock.currentTimeMillis, (now) => Duration.millis(retryDelayMs(input.failure, Duration.toMillis(duration), now)))
+    ),
+    Schedule.upTo({ times: maxRetries })
+  )
+
+  /** Through auth.hook, like the token minting: a JWT rejected for clock skew is signed again with GitHub's Date. */
+  const get = (route: string, parameters: Record<string, unknown> = {}) =>
+    Effect.retry(
+      Effect.tryPromise({
+        try: () => auth.hook(request, route, parameters),
+        catch: (error) => new HttpCallFailure(failureFromOctokit(error))
+      }),
+      { schedule, while: (error: HttpCallFailure) => isRetryable(error.failure) }
+    ).pipe(
+      Effect.flatMap((response) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const headers = lowerCaseHeaders(response.headers as Record<string, unknown>)
+          return { data: response.data as unknown, headers, skewSeconds: clockSkewSeconds(headers["date"], now) }
+        })
+      )
+    )
+
+  const failed = (operation: string, failure: HttpFailure, notFound?: AuthError) => {
+    if (failure.status === 401) {
+      return new AuthError({
+        status: 401,
+        detail: `${operation}: GitHub rejected the ${appLabel} JWT (${failure.message})`,
+        fix: /integration not found/i.test(failure.message)
+          ? "no GitHub App has this ID: check GITHUB_APP_ID / GITHUB_APP_CLIENT_ID against the App's settings page (App ID and Client ID are shown under General)"
+          : "the private key does not belong to this App, or it was deleted: generate a new private key on the App's settings page (General → Private keys) and check GITHUB_APP_ID / GITHUB_APP_CLIENT_ID; also check this machine's clock"
+      })
+    }
+    if (failure.status === 404 && notFound !== undefined) return notFound
+    if (failure.status === 403 && !isRetryable(failure)) {
+      return new AuthError({ status: 403, detail: `${operation}: ${failure.message}`, fix: "check that the App is not suspended and is allowed on this account" })
+    }
+    return new GitHubApiError({
+      operation,
+      status: failure.status,
+      detail: failure.status === undefined
+        ? `could not reach ${apiUrl} (${failure.message}) after ${maxRetries + 1} attempts`
+        : `${failure.message} (after ${maxRetries + 1} attempts)`,
+      fix: failure.status === undefined
+        ? "check GITHUB_URL / GITHUB_API_URL and that this machine can reach GitHub"
+        : "GitHub is failing or rate limiting this App; wait and retry"
+    })
+  }
+
+  const decoded = <A, B>(operation: string, decode: (u: unknown) => Option.Option<A>, f: (a: A) => B) => (data: unknown) =>
+    Option.match(decode(data), { onNone: () => Effect.fail(unexpectedBody(operation)), onSome: (a) => Effect.succeed(f(a)) })
+
+  const app = Effect.gen(function*() {
+    const operation = "reading the App (GET /app)"
+    const response = yield* get("GET /app").pipe(Effect.mapError(({ failure }) => failed(operation, failure)))
+    return yield* decoded(operation, decodeApp, (body): AppInfo => ({
+      id: body.id,
+      slug: body.slug,
+      name: body.name,
+      clientId: body.client_id,
+      owner: body.owner === null || body.owner === undefined ? undefined : accountOf(body.owner),
+      htmlUrl: body.html_url,
+      permissions: body.permissions ?? {},
+      skewSeconds: response.skewSeconds
+    }))(response.data)
+  })
+
+  const installation = (installationId: number) => {
+    const operation = `reading installation ${installationId} (GET /app/installations/${installationId})`
+    return get("GET /app/installations/{installation_id}", { installation_id: installationId }).pipe(
+      Effect.mapError(({ failure }) =>
+        failed(operation, failure, new AuthError({
+          status: 404,
+          detail: `${appLabel} has no installation ${installationId}`,
+          fix: "check GITHUB_APP_INSTALLATION_ID (the number at the end of the installation's settings URL, …/settings/installations/<id>), or install the App on the account; `ghr app secret` finds the id for an owner"
+        }))
+      ),
+      Effect.flatMap((response) => decoded(operation, decodeInstallation, toInstallationInfo)(response.data))
+    )
+  }
+
+  const lookup = (route: string, parameters: Record<string, unknown>, operation: string) =>
+    get(route, parameters).pipe(
+      Effect.flatMap((response) => decoded(operation, decodeInstallation, (body) => Option.some(toInstallationInfo(body)))(response.data)),
+      Effect.catch((error) =>
+        error instanceof HttpCallFailure
+          ? error.failure.status === 404 ? Effect.succeed(Option.none<InstallationInfo>()) : Effect.fail(failed(operation, error.failure))
+          : Effect.fail(error)
+      )
+    )
+
+  const findInstallation = (target: { readonly owner: string; readonly repo?: string | undefined }) => {
+    if (target.repo !== undefined) {
+      return lookup("GET /repos/{owner}/{repo}/installation", { owner: target.owner, repo: target.repo }, `finding the installation on ${target.owner}/${target.repo}`)
+    }
+    return lookup("GET /orgs/{org}/installation", { org: target.owner }, `finding the installation on organization ${target.owner}`).pipe(
+      Effect.flatMap((found) =>
+        Option.isSome(found)
+          ? Effect.succeed(found)
+          : lookup("GET /users/{username}/installation", { username: target.owner }, `finding the installation on user ${target.owner}`)
+      )
+    )
+  }
+
+  const installations = Effect.gen(function*() {
+    const operation = "listing the App's installations (GET /app/installations)"
+    const all: Array<InstallationInfo> = []
+    for (let page = 1; page <= 10; page++) {
+      const response = yield* get("GET /app/installations", { per_page: 100, page }).pipe(Effect.mapError(({ failure }) => failed(operation, failure)))
+      const items = yield* decoded(operation, decodeInstallations, (list) => list.map(toInstallationInfo))(response.data)
+      all.push(...items)
+      if (items.length < 100) break
+    }
+    return all
+  })
+
+  return { app, installation, findInstallation, installations }
+}
+
+/** A client for the App-JWT calls alone: no installation is needed (used by `ghr app secret`). */
+export const makeAppJwtClient = (options: {
+  readonly apiUrl: string
+  readonly appId: number | undefined
+  readonly clientId: string | undefined
+  readonly privateKey: Redacted.Redacted<string>
+  readonly maxRetries: number
+}): AppJwtClient => {
+  const fetchImpl = (input: string | URL | Request, init?: RequestInit) =>
+    fetch(input, { ...init, signal: AbortSignal.timeout(requestTimeoutMs) })
+  const request = octokitRequest.defaults({ baseUrl: options.apiUrl, request: { fetch: fetchImpl } })
+  const silent = () => undefined
+  const auth = createAppAuth({
+    appId: options.appId ?? options.clientId ?? "",
+    privateKey: Redacted.value(options.privateKey),
+    request,
+    log: { debug: silent, info: silent, warn: silent, error: silent }
+  })
+  const appLabel = options.appId !== undefined ? `App ${options.appId}` : `App ${options.clientId}`
+  return jwtClient(auth, request, { apiUrl: options.apiUrl, appLabel, maxRetries: options.maxRetries })
 }
 
 const make = Effect.fnUntraced(function*(settings: Settings, app: AppCredentials, redaction: Redaction["Service"]) {
@@ -402,6 +673,28 @@ const make = Effect.fnUntraced(function*(settings: Settings, app: AppCredentials
     return outcome
   })
 
+  // --- Diagnosis (ghr doctor) -------------------------------------------------------------
+  const jwt = jwtClient(auth, request, { apiUrl: settings.apiUrl, appLabel, maxRetries: settings.apiMaxRetries })
+
+  const rateLimit = call("reading the installation's rate limit", "GET", "/rate_limit").pipe(
+    Effect.flatMap((response) =>
+      Option.match(decodeRateLimit(response.json), {
+        onNone: () => Effect.fail(unexpectedBody("reading the installation's rate limit")),
+        onSome: (body): Effect.Effect<RateLimitInfo> => Effect.succeed(body.resources.core)
+      })
+    )
+  )
+
+  const repository = (owner: string, repo: string) =>
+    call(`reading repository ${owner}/${repo}`, "GET", `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}`).pipe(
+      Effect.flatMap((response) =>
+        Option.match(decodeRepository(response.json), {
+          onNone: () => Effect.fail(unexpectedBody(`reading repository ${owner}/${repo}`)),
+          onSome: (body): Effect.Effect<RepositoryInfo> => Effect.succeed({ fullName: body.full_name, archived: body.archived ?? false })
+        })
+      )
+    )
+
   return GitHubApp.of({
     installationToken,
     runnerGroupId,
@@ -409,6 +702,10 @@ const make = Effect.fnUntraced(function*(settings: Settings, app: AppCredentials
     registrationToken: runnerToken("registration-token"),
     removeToken: runnerToken("remove-token"),
     findRunner,
-    deleteRunner
+    deleteRunner,
+    app: jwt.app,
+    installation: jwt.installation(app.installationId),
+    rateLimit,
+    repository
   })
 })

@@ -15,7 +15,8 @@ CACHE=${GHR_E2E_CACHE:-/var/cache/ghr-e2e}
 DOCKER=${GHR_E2E_DOCKER:-docker}
 SUITE=bookworm
 IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
-ARCH=$(dpkg --print-architecture)
+# Another architecture (BASE_ARCH=arm64) needs qemu-user-static with its binfmt handler registered.
+ARCH=${BASE_ARCH:-$(dpkg --print-architecture)}
 TARBALL="$CACHE/debian-$SUITE-slim-$ARCH.tar.zst"
 FORCE=0
 [[ "${1:-}" == --force ]] && FORCE=1
@@ -100,9 +101,18 @@ CFG
 fi
 
 started=$SECONDS
-zstd -q -d -c "$TARBALL" | "$DOCKER" import \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'CMD ["bash"]' \
-  --message "debootstrap stand-in for $IMAGE (scripts/images/base-image.sh)" \
-  - "$IMAGE" >/dev/null
-say "imported $IMAGE in $((SECONDS - started)) s"
+if [[ $ARCH == "$(dpkg --print-architecture)" ]]; then
+  zstd -q -d -c "$TARBALL" | "$DOCKER" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' \
+    --message "debootstrap stand-in for $IMAGE (scripts/images/base-image.sh)" \
+    - "$IMAGE" >/dev/null
+else
+  # `docker import` records the engine's own architecture; FROM scratch + ADD records the target's.
+  ctx=$(mktemp -d /var/tmp/ghr-base-ctx.XXXXXX)
+  trap 'rm -rf "$ctx"' EXIT
+  zstd -q -d -o "$ctx/rootfs.tar" "$TARBALL"
+  printf 'FROM scratch\nADD rootfs.tar /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD ["bash"]\n' >"$ctx/Dockerfile"
+  DOCKER_BUILDKIT=1 "$DOCKER" build -q --platform "linux/$ARCH" -t "$IMAGE" "$ctx" >/dev/null
+fi
+say "loaded $IMAGE (linux/$ARCH) in $((SECONDS - started)) s"

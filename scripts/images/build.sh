@@ -109,8 +109,11 @@ for entry in "${images[@]}"; do
     if ((have_buildx)); then
       "$DOCKER" buildx build "${network[@]}" "${build_args[@]}" --platform "$p" -f "$root/$file" --load -t "$target" "$root"
     else
-      if [[ $arch != "$native_arch" ]]; then
-        say "skipping $p: this engine builds only $native_arch without buildx"; continue
+      # BuildKit in the engine runs another architecture's RUN steps only through a registered
+      # QEMU binfmt handler (qemu-user-static); without one, skip that platform.
+      qemu=${arch/arm64/aarch64}; qemu=${qemu/amd64/x86_64}
+      if [[ $arch != "$native_arch" && ! -e /proc/sys/fs/binfmt_misc/qemu-$qemu ]]; then
+        say "skipping $p: this engine builds only $native_arch (no buildx, no qemu-$qemu binfmt handler)"; continue
       fi
       DOCKER_BUILDKIT=1 "$DOCKER" build "${network[@]}" "${build_args[@]}" --platform "$p" -f "$root/$file" -t "$target" "$root"
     fi

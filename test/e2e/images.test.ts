@@ -180,7 +180,7 @@ const startSidecar = async (scenario: string, privileged: boolean): Promise<Side
   await must(
     `start sidecar ${name}`,
     docker([
-      "run", "-d", "--name", name, "--label", label, "--network", "none",
+      "run", "--pull", "never", "-d", "--name", name, "--label", label, "--network", "none",
       ...(privileged ? privilegedFlags : ["--cap-add", "SYS_PTRACE"]),
       "-v", "/var/lib/docker",
       "-v", `${socketDir}:/var/run/dind`,
@@ -238,7 +238,7 @@ const startRunner = async (options: RunnerOptions): Promise<{ name: string; reco
   await must(
     `start runner ${name}`,
     docker([
-      "run", "-d", "--name", name, "--label", label, "--network", "host",
+      "run", "--pull", "never", "-d", "--name", name, "--label", label, "--network", "host",
       "-v", `${options.sidecar.socketDir}:/var/run/dind`,
       "-v", `${options.sidecar.workDir}:/actions-runner/_work`,
       "-v", `${recordDir}:/standin-record`,
@@ -364,7 +364,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
     const probe = await must(
       "probe the runner image",
       docker([
-        "run", "--rm", "--network", "none", "--entrypoint", "bash", runnerImage, "-c",
+        "run", "--pull", "never", "--rm", "--network", "none", "--entrypoint", "bash", runnerImage, "-c",
         "id -u; id -G; docker --version; docker buildx version; test -x /actions-runner/run.sh && echo runner-ok; " +
           "test -w /actions-runner && echo writable; ghr --version; " +
           "test -e externals/node24/bin/node && echo node-kept; test -e externals/node24/include || echo headers-trimmed; " +
@@ -381,7 +381,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
     expect(probe).toContain("headers-trimmed")
     expect(probe).toContain("alpine-dropped")
     // No daemon in the runner image: only the CLI and the buildx plugin.
-    expect((await docker(["run", "--rm", "--network", "none", "--entrypoint", "bash", runnerImage, "-c", "command -v dockerd containerd runc"])).stdout.trim()).toBe("")
+    expect((await docker(["run", "--pull", "never", "--rm", "--network", "none", "--entrypoint", "bash", runnerImage, "-c", "command -v dockerd containerd runc"])).stdout.trim()).toBe("")
     imagesBuilt = true
   }, 900_000)
 
@@ -395,7 +395,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
       "set -euxo pipefail",
       "exec > >(tee -a \"$STANDIN_RECORD_DIR/job.out\") 2>&1",
       "docker version --format 'server {{.Server.Version}}'",
-      "docker run --rm --network none debian:bookworm-slim sh -c 'echo hello-from-nested-container'",
+      "docker run --pull never --rm --network none debian:bookworm-slim sh -c 'echo hello-from-nested-container'",
       "ctx=$(mktemp -d)",
       "printf 'FROM debian:bookworm-slim\\nRUN echo built-by-nested-build > /built\\n' > \"$ctx/Dockerfile\"",
       "docker build --network none -t ghr-e2e-nested:1 \"$ctx\"",
@@ -494,7 +494,7 @@ describe.skipIf(!engine)("runner + dind images end to end", () => {
 
     // dockerd stops what still runs in it when it gets SIGTERM: a container that ignores SIGTERM
     // (sleep as PID 1) is killed after its stop timeout, within the daemon's shutdown-timeout.
-    await must("a lingering nested container", sh([dockerBin, "-H", socket, "run", "-d", "--network", "none", "debian:bookworm-slim", "sleep", "600"]))
+    await must("a lingering nested container", sh([dockerBin, "-H", socket, "run", "--pull", "never", "-d", "--network", "none", "debian:bookworm-slim", "sleep", "600"]))
     const stop = await timed("sigterm: sidecar docker stop (nested container still running)", async () => {
       const started = performance.now()
       await must("stop sidecar", docker(["stop", "-t", "60", sidecar.name], 90_000))

@@ -17,6 +17,7 @@
 # passed to the runner container. Ctrl-C stops the runner (it deregisters) and then the sidecar.
 # The sidecar runs with --privileged; where that is refused (rootless or restricted engines),
 # set DIND_FLAGS to what your engine allows (see test/e2e/images.test.ts for an equivalent set).
+# DIND_ARGS are passed to the sidecar's dockerd (e.g. "--bridge=none --iptables=false").
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -65,9 +66,10 @@ done < <(env)
 if ((use_dind)); then
   "$DOCKER" volume create "$volume" >/dev/null
   read -r -a dind_flags <<<"${DIND_FLAGS:---privileged}"
+  read -r -a dind_args <<<"${DIND_ARGS:-}"
   say "starting the dind sidecar ($dind_image)"
   "$DOCKER" run -d --name "$id-dind" "${dind_flags[@]}" \
-    -v "$volume:/var/run/dind" -v /var/lib/docker "$dind_image" >/dev/null
+    -v "$volume:/var/run/dind" -v /var/lib/docker "$dind_image" "${dind_args[@]}" >/dev/null
   for _ in $(seq 60); do
     status=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$id-dind" 2>/dev/null || echo gone)
     [[ $status == healthy ]] && break

@@ -91,11 +91,19 @@ export const jobEventOf = (line: string): JobEvent | undefined => {
   return undefined
 }
 
-/** Node reports a child killed by a signal as an error naming it; shells report 128 + signal number. */
-const exitCodeFromSignalDeath = (message: string): number | undefined => {
-  const name = /signal: '(\w+)'/.exec(message)?.[1]
-  const number = name === undefined ? undefined : (osConstants.signals as Record<string, number>)[name]
-  return number === undefined ? undefined : 128 + number
+/**
+ * The platform reports a child killed by a signal as an error whose cause names the signal
+ * ("… receipt of signal: 'SIGKILL'"); shells report that death as 128 + the signal's number.
+ */
+export const exitCodeFromSignalDeath = (error: unknown): number | undefined => {
+  for (let current = error, depth = 0; current !== null && typeof current === "object" && depth < 5; depth++) {
+    const { message, cause } = current as { message?: unknown; cause?: unknown }
+    const name = typeof message === "string" ? /signal: '(\w+)'/.exec(message)?.[1] : undefined
+    const number = name === undefined ? undefined : (osConstants.signals as Record<string, number>)[name]
+    if (number !== undefined) return 128 + number
+    current = cause
+  }
+  return undefined
 }
 
 export class Runner extends Context.Service<Runner, {
@@ -209,7 +217,7 @@ export class Runner extends Context.Service<Runner, {
               const exitCode = handle.exitCode.pipe(
                 Effect.map(Number),
                 Effect.catch((error) => {
-                  const code = exitCodeFromSignalDeath(error.message)
+                  const code = exitCodeFromSignalDeath(error)
                   return code === undefined ? Effect.fail(spawnFailed("run.sh")(error)) : Effect.succeed(code)
                 })
               )

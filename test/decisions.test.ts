@@ -4,7 +4,7 @@ import { clockSkewSeconds } from "../src/GitHubApp.ts"
 import { type HttpFailure, isRetryable, maxRetryDelayMs, retryDelayMs, secondaryLimitDelayMs } from "../src/GitHubRetry.ts"
 import { Effect } from "effect"
 import { formatRecord, Redaction, redactedMarker, redactText } from "../src/Log.ts"
-import { configArgs, jobEventOf, runnerEnvironment } from "../src/Runner.ts"
+import { configArgs, exitCodeFromSignalDeath, jobEventOf, runnerEnvironment } from "../src/Runner.ts"
 import { runnerName } from "../src/RunnerName.ts"
 import { maxNamePrefixLength, runnerNameMaxLength } from "../src/Settings.ts"
 
@@ -100,6 +100,15 @@ describe("job events from the runner's console", () => {
     expect(jobEventOf("2026-12-04 10:00:00Z: Running job: build (ubuntu)")).toEqual({ event: "job.started", job: "build (ubuntu)" })
     expect(jobEventOf("2026-12-04 10:05:00Z: Job build completed with result: Failed")).toEqual({ event: "job.completed", job: "build", result: "Failed" })
     expect(jobEventOf("2026-12-04 10:00:00Z: Listening for Jobs")).toBeUndefined()
+  })
+})
+
+describe("runner killed by a signal", () => {
+  test("the signal is found through the error's causes and reported as 128 + its number", () => {
+    const platformError = { message: "Unknown: ChildProcess.exitCode", cause: new Error("Process interrupted due to receipt of signal: 'SIGKILL'") }
+    expect(exitCodeFromSignalDeath(platformError)).toBe(137)
+    expect(exitCodeFromSignalDeath(new Error("receipt of signal: 'SIGTERM'"))).toBe(143)
+    expect(exitCodeFromSignalDeath(new Error("spawn ENOENT"))).toBeUndefined()
   })
 })
 

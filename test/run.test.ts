@@ -3,7 +3,7 @@
  * actions runner at RUNNER_DIR, and a stand-in Docker daemon on a unix socket.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { ExitCode } from "../src/Errors.ts"
 import { runGhr, spawnGhr, standInRunnerDir, startDockerPing } from "./support/ghr.ts"
@@ -131,6 +131,20 @@ describe("ghr run: failures always clean up", () => {
     expect(events(result.records)).toContain("runner.signal")
     expect(githubRoutes()).toContain("DELETE /repos/{owner}/{repo}/actions/runners/{runner_id} 204")
     expect(readFileSync(join(runner.recordDir, "events.log"), "utf8")).toContain("sigterm")
+  })
+
+  test("a runner that ignores SIGTERM is killed after RUNNER_STOP_TIMEOUT_SECONDS: exit 137, runner deleted", async () => {
+    // A runner stuck in a job that does not react to SIGTERM (exec keeps it a single process).
+    writeFileSync(join(runner.dir, "run.sh"), "#!/bin/bash\ntrap '' TERM\necho 'Listening for Jobs'\nexec sleep 30\n", { mode: 0o755 })
+    const ghr = spawnGhr(["run"], { env: { ...world.repoEnv, ...runnerEnv(), RUNNER_STOP_TIMEOUT_SECONDS: "1" } })
+    await ghr.waitForEvent("runner.output")
+    const signalled = Date.now()
+    ghr.proc.kill("SIGTERM")
+    const result = await ghr.done
+    expect(result.exitCode).toBe(137)
+    expect(Date.now() - signalled).toBeLessThan(8_000)
+    expect(result.records.find((r) => r["event"] === "runner.exited")?.["exitCode"]).toBe(137)
+    expect(githubRoutes()).toContain("DELETE /repos/{owner}/{repo}/actions/runners/{runner_id} 204")
   })
 
   test("runner crash: runner deleted, crash exit code propagated", async () => {

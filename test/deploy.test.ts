@@ -40,7 +40,8 @@ import { templateDocument, templateText } from "../src/commands/template.ts"
 import { ExitCode } from "../src/Errors.ts"
 import { runFailure, runTest } from "./support/effect.ts"
 import { type GhrResult, runGhr } from "./support/ghr.ts"
-import { createSecret, freePort, type Moto, region, startMoto } from "./support/moto.ts"
+import { createSecret, type Moto, region, startMoto } from "./support/moto.ts"
+import { freePort } from "./support/ports.ts"
 
 const spec = templateSpec(templateDocument())
 const image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghr-runner:1"

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { ExitCode } from "../src/Errors.ts"
 import { runGhr, spawnGhr, standInRunnerDir, startDockerPing } from "./support/ghr.ts"
+import { freePort } from "./support/ports.ts"
 import { startWorld, type World } from "./support/world.ts"
 
 let world: World
@@ -192,7 +193,7 @@ describe("ghr run: failures always clean up", () => {
 
 describe("ghr run: health", () => {
   test("/healthz reports the phase and `ghr health` answers 0 while running, 1 after", async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000)
+    const port = await freePort()
     const ghr = spawnGhr(["run"], { env: { ...world.repoEnv, ...runnerEnv(), GHR_HEALTH_PORT: String(port), STANDIN_JOB_SECONDS: "30" } })
     await ghr.waitForEvent("runner.started")
     const body = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json() as { phase: string }

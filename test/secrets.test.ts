@@ -6,7 +6,8 @@ import { Effect, type Layer } from "effect"
 import { SecretError } from "../src/Errors.ts"
 import { putSetting, secretErrorFromAws, Secrets } from "../src/Secrets.ts"
 import { runFailure, runTest } from "./support/effect.ts"
-import { createIamUser, createSecret, freePort, type Moto, region, startMoto } from "./support/moto.ts"
+import { createIamUser, createSecret, type Moto, region, startMoto } from "./support/moto.ts"
+import { freePort } from "./support/ports.ts"
 
 const privateKey = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAsecretkeymaterialDoNotLeak0123456789\n-----END RSA PRIVATE KEY-----"
 const appSecret = { app_id: 123, installation_id: 456, private_key: privateKey }

@@ -19,11 +19,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { createHash, randomBytes } from "node:crypto"
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { startFakeGitHub, type FakeGitHub } from "../support/fake-github.ts"
 import { generateAppKey, type TestKeyPair } from "../support/keys.ts"
+import { freePort } from "../support/ports.ts"
 
 const root = resolve(import.meta.dir, "../..")
 const engine = process.env["GHR_E2E_ENGINE"]
@@ -95,17 +95,6 @@ const must = async (what: string, result: Promise<Result>): Promise<string> => {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const freePort = (): Promise<number> =>
-  new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
 
 const waitFor = async (what: string, timeoutMs: number, check: () => Promise<boolean> | boolean): Promise<void> => {
   const deadline = Date.now() + timeoutMs

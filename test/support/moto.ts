@@ -13,7 +13,7 @@
  * `AccessDeniedException` as JSON).
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:net"
+import { freePort } from "./ports.ts"
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager"
 
 export interface AwsCredentials {
@@ -39,18 +39,6 @@ export const testingCredentials: AwsCredentials = { accessKeyId: "testing", secr
 const startupTimeoutMs = 20_000
 const pollIntervalMs = 100
 const killGraceMs = 3_000
-
-/** Picks a port the OS considers free right now by binding port 0 on 127.0.0.1, then releasing it. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close((error) => (error ? reject(error) : port > 0 ? resolve(port) : reject(new Error("no port assigned"))))
-    })
-  })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

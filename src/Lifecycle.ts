@@ -56,11 +56,15 @@ export const run = Effect.gen(function*() {
     outcome = yield* runner.run(settings.jitConfig)
   } else if (settings.runner.mode === "jit") {
     const name = runnerName(settings.runner.namePrefix)
+    const groupId = yield* unlessStopped(github.runnerGroupId).pipe(Effect.tapError(registrationFailed))
+    // acquireRelease: once GitHub has created the runner its deletion is registered, even when a
+    // signal arrives while the call is in flight.
     const jit = yield* unlessStopped(
-      Effect.flatMap(github.runnerGroupId, (runnerGroupId) =>
-        github.generateJitConfig({ name, labels: settings.runner.labels, runnerGroupId, workFolder: settings.runner.workDir }))
+      Effect.acquireRelease(
+        github.generateJitConfig({ name, labels: settings.runner.labels, runnerGroupId: groupId, workFolder: settings.runner.workDir }),
+        (registered) => deleteRunner(registered.runnerId, registered.name)
+      )
     ).pipe(Effect.tapError(registrationFailed))
-    yield* Effect.addFinalizer(() => deleteRunner(jit.runnerId, jit.name))
     yield* Log.event("runner.registered", `runner ${jit.name} registered (id ${jit.runnerId})`, { runnerId: jit.runnerId, runnerName: jit.name })
     yield* health.setPhase("registered")
     yield* health.setPhase("running")

@@ -183,6 +183,22 @@ describe("ghr run: failures always clean up", () => {
     expect(githubRoutes()).toEqual([])
   })
 
+  test("SIGTERM while GitHub creates the runner: the runner is deleted as soon as it exists, exit 143", async () => {
+    world.github.failNext("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig", {
+      status: 503,
+      headers: { "retry-after": "2" },
+      body: { message: "Service Unavailable" }
+    })
+    const ghr = spawnGhr(["run"], { env: { ...world.repoEnv, ...runnerEnv() } })
+    await ghr.waitForEvent("github.retry")
+    ghr.proc.kill("SIGTERM")
+    const result = await ghr.done
+    expect(result.exitCode).toBe(ExitCode.sigterm)
+    expect(githubRoutes()).toContain("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig 201")
+    expect(githubRoutes()).toContain("DELETE /repos/{owner}/{repo}/actions/runners/{runner_id} 204")
+    expect(events(result.records)).not.toContain("runner.started")
+  })
+
   test("runner files missing: RunnerError naming RUNNER_DIR, exit 70, runner deleted", async () => {
     const result = await runGhr(["run"], { env: { ...world.repoEnv, RUNNER_DIR: join(runner.dir, "nope") } })
     expect(result.exitCode).toBe(ExitCode.runnerFailure)

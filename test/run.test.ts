@@ -220,6 +220,9 @@ describe("ghr run: health", () => {
     await ghr.done
     const after = await runGhr(["health"], { env: { GHR_HEALTH_PORT: String(port) } })
     expect(after.exitCode).toBe(1)
+    const disabled = await runGhr(["health"], { env: { GHR_HEALTH_PORT: "0" } })
+    expect(disabled.exitCode).toBe(1)
+    expect(disabled.stdout).toContain("0 disables it")
   })
 })
 

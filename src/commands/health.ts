@@ -7,8 +7,14 @@ export const healthCommand = Command.make(
   "health",
   {},
   Effect.fn("command.health")(function*() {
-    const port = Number(process.env["GHR_HEALTH_PORT"] ?? "8080")
-    const result = yield* probe(Number.isInteger(port) && port > 0 ? port : 8080).pipe(
+    const setting = process.env["GHR_HEALTH_PORT"] ?? "8080"
+    const port = Number(setting)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      yield* Console.log(`no health endpoint to ask: GHR_HEALTH_PORT=${setting} (0 disables it)`)
+      process.exitCode = ExitCode.unexpected
+      return
+    }
+    const result = yield* probe(port).pipe(
       Effect.catch((error) => Effect.succeed({ ok: false, body: `no answer from 127.0.0.1:${port}/healthz: ${error}` }))
     )
     yield* Console.log(result.body)

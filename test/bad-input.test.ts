@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ExitCode } from "../src/Errors.ts"
 import { ensureBinary, type GhrResult, runGhr, standInRunnerDir } from "./support/ghr.ts"
-import { generateEcKey } from "./support/keys.ts"
+import { generateEcKey, malformedPem } from "./support/keys.ts"
 import { NO_PERMISSION_INSTALLATION, startWorld, type World } from "./support/world.ts"
 
 let world: World
@@ -57,7 +57,7 @@ describe("configuration errors: exit 78, every problem named", () => {
   })
 
   test.each([
-    ["malformed PEM", { GITHUB_APP_PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\nnot base64 at all\n-----END RSA PRIVATE KEY-----" }, "GITHUB_APP_PRIVATE_KEY", "malformed"],
+    ["malformed PEM", { GITHUB_APP_PRIVATE_KEY: malformedPem() }, "GITHUB_APP_PRIVATE_KEY", "malformed"],
     ["PEM that is not RSA", { GITHUB_APP_PRIVATE_KEY: generateEcKey() }, "GITHUB_APP_PRIVATE_KEY", "RSA"],
     ["non-numeric installation id", { GITHUB_APP_INSTALLATION_ID: "org-install" }, "GITHUB_APP_INSTALLATION_ID", "positive whole number"],
     ["empty label list", { RUNNER_LABELS: " , " }, "RUNNER_LABELS", "is empty"],

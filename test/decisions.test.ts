@@ -7,6 +7,7 @@ import { formatRecord, Redaction, redactedMarker, redactText } from "../src/Log.
 import { configArgs, exitCodeFromSignalDeath, jobEventOf, runnerEnvironment } from "../src/Runner.ts"
 import { runnerName } from "../src/RunnerName.ts"
 import { maxNamePrefixLength, runnerNameMaxLength } from "../src/Settings.ts"
+import { generateAppKey } from "./support/keys.ts"
 
 const failure = (status: number | undefined, headers: Record<string, string> = {}, message = "boom"): HttpFailure => ({ status, headers, message })
 
@@ -121,6 +122,8 @@ describe("config.sh arguments", () => {
 })
 
 describe("redaction", () => {
+  const pem = generateAppKey().privateKeyPem
+
   test("registered values and known token shapes are replaced", () => {
     const text = "token ghs_abcdefghijklmnopqrstuvwxyz0123 and secret-value-123 and eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl"
     const out = redactText(text, ["secret-value-123"])
@@ -128,22 +131,23 @@ describe("redaction", () => {
   })
 
   test("PEM blocks are replaced whole, even when cut off", () => {
-    expect(redactText("k=-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- end", [])).toBe(`k=${redactedMarker} end`)
-    expect(redactText("k=-----BEGIN PRIVATE KEY-----\nMIIE", [])).toBe(`k=${redactedMarker}`)
+    expect(redactText(`k=${pem.trim()} end`, [])).toBe(`k=${redactedMarker} end`)
+    expect(redactText(`k=${pem.split("\n").slice(0, 3).join("\n")}`, [])).toBe(`k=${redactedMarker}`)
   })
 
   test("a PEM inside a JSON line is replaced without eating the rest of the line", () => {
-    const line = JSON.stringify({ msg: "k=-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQ", event: "x" })
+    const line = JSON.stringify({ msg: `k=${pem.split("\n").slice(0, 3).join("\n")}`, event: "x" })
     expect(JSON.parse(redactText(line, []))).toEqual({ msg: `k=${redactedMarker}`, event: "x" })
   })
 
   test("each line of a registered multi-line secret is redacted on its own (output is logged per line)", () => {
     const redaction = Effect.runSync(Effect.gen(function*() {
       const r = yield* Redaction
-      yield* r.register("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAxcWJYpWVK394\nffDzriKMs1GshACFOZkykZy\n-----END RSA PRIVATE KEY-----")
+      yield* r.register(pem)
       return r
     }).pipe(Effect.provide(Redaction.layer)))
-    expect(redaction.redact("ffDzriKMs1GshACFOZkykZy")).toBe(redactedMarker)
+    const bodyLine = pem.split("\n")[2]!
+    expect(redaction.redact(bodyLine)).toBe(redactedMarker)
   })
 
   test("short registered values are ignored rather than shredding every line", () => {

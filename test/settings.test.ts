@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Redacted } from "effect"
 import { apiUrlFor, type Env, maxNamePrefixLength, missingAppSecretKeys, normalizePem, resolveSettings, type Resolution } from "../src/Settings.ts"
-import { generateAppKey, generateEcKey } from "./support/keys.ts"
+import { generateAppKey, generateEcKey, malformedPem } from "./support/keys.ts"
 
 const key = generateAppKey()
 const base: Env = {
@@ -100,7 +100,7 @@ describe("resolveSettings", () => {
   })
 
   test.each([
-    ["malformed PEM", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----", "malformed"],
+    ["malformed PEM", malformedPem(), "malformed"],
     ["not a PEM at all", "hello", "is not a PEM private key"],
     ["an EC key", generateEcKey(), "is a ec key"]
   ])("GITHUB_APP_PRIVATE_KEY: %s", (_, pem, expected) => {
@@ -109,7 +109,7 @@ describe("resolveSettings", () => {
     expect(p[0]!.setting).toBe("GITHUB_APP_PRIVATE_KEY")
     expect(p[0]!.problem).toContain(expected)
     // The key text never appears in the message.
-    expect(p[0]!.problem).not.toContain("AAAA")
+    expect(p[0]!.problem).not.toContain("base64 at all")
   })
 
   test.each([

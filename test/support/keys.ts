@@ -16,3 +16,7 @@ export const generateAppKey = (format: "pkcs1" | "pkcs8" = "pkcs1"): TestKeyPair
 
 export const generateEcKey = (): string =>
   generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString()
+
+/** A generated key whose base64 body is replaced: PEM-shaped, but no parser accepts it. */
+export const malformedPem = (): string =>
+  generateAppKey().privateKeyPem.replace(/(-----\n)[\s\S]*(\n-----END)/, "$1not base64 at all$2")

@@ -2,29 +2,16 @@
  * Every input a user can get wrong, through the compiled binary: a clear message naming the
  * setting, the documented non-zero exit code, no stack trace, and no runner left registered.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ExitCode } from "../src/Errors.ts"
-import { ensureBinary, type GhrResult, runGhr, standInRunnerDir } from "./support/ghr.ts"
+import { ensureBinary, type GhrResult, runGhr } from "./support/ghr.ts"
 import { generateEcKey, malformedPem } from "./support/keys.ts"
-import { NO_PERMISSION_INSTALLATION, startWorld, type World } from "./support/world.ts"
+import { NO_PERMISSION_INSTALLATION, useRunnerWorld } from "./support/world.ts"
 
-let world: World
-let runner: ReturnType<typeof standInRunnerDir>
-beforeAll(async () => {
-  world = await startWorld()
-})
-afterAll(() => world.github.stop())
-beforeEach(() => {
-  world.github.reset()
-  runner = standInRunnerDir()
-})
-afterEach(() => {
-  expect(world.github.runners()).toEqual([])
-  runner.cleanup()
-})
+const context = useRunnerWorld()
 
 const failure = (result: GhrResult) => {
   const record = result.records.find((r) => r["event"] === "ghr.failed")
@@ -37,20 +24,20 @@ const expectNoStackTrace = (result: GhrResult) => {
   expect(result.stdout + result.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/)
 }
 
-const run = (env: Record<string, string | undefined>) => runGhr(["run"], { env: { RUNNER_DIR: runner.dir, ...env } })
+const run = (env: Record<string, string | undefined>) => runGhr(["run"], { env: { RUNNER_DIR: context.runner.dir, ...env } })
 
 describe("configuration errors: exit 78, every problem named", () => {
   test("missing owner", async () => {
-    const { GITHUB_OWNER: _, ...env } = world.repoEnv
+    const { GITHUB_OWNER: _, ...env } = context.world.repoEnv
     const result = await run(env)
     expect(result.exitCode).toBe(ExitCode.configError)
     expect(failure(result).problems?.map((p) => p.setting)).toEqual(["GITHUB_OWNER"])
     expectNoStackTrace(result)
-    expect(world.github.calls).toHaveLength(0)
+    expect(context.world.github.calls).toHaveLength(0)
   })
 
   test("several problems are listed together", async () => {
-    const result = await run({ ...world.repoEnv, GITHUB_APP_INSTALLATION_ID: "abc", RUNNER_LABELS: ",", DOCKER_HOST: "ssh://builder", DOCKER_MODE: "dind" })
+    const result = await run({ ...context.world.repoEnv, GITHUB_APP_INSTALLATION_ID: "abc", RUNNER_LABELS: ",", DOCKER_HOST: "ssh://builder", DOCKER_MODE: "dind" })
     expect(result.exitCode).toBe(ExitCode.configError)
     expect(failure(result).problems?.map((p) => p.setting).sort()).toEqual(["DOCKER_HOST", "GITHUB_APP_INSTALLATION_ID", "RUNNER_LABELS"])
     expect(failure(result).msg).toContain("3 problems")
@@ -67,27 +54,27 @@ describe("configuration errors: exit 78, every problem named", () => {
     ["unsupported DOCKER_HOST scheme", { DOCKER_MODE: "dind", DOCKER_HOST: "npipe:////./pipe/docker_engine" }, "DOCKER_HOST", "unix:///"],
     ["unknown RUNNER_MODE", { RUNNER_MODE: "pool" }, "RUNNER_MODE", "jit, registration"]
   ])("%s", async (_, overrides, setting, expected) => {
-    const result = await run({ ...world.repoEnv, ...overrides })
+    const result = await run({ ...context.world.repoEnv, ...overrides })
     expect(result.exitCode).toBe(ExitCode.configError)
     const problems = failure(result).problems ?? []
     expect(problems.map((p) => p.setting)).toEqual([setting])
     expect(problems[0]!.problem).toContain(expected)
     expectNoStackTrace(result)
-    expect(world.github.calls).toHaveLength(0)
+    expect(context.world.github.calls).toHaveLength(0)
   })
 
   test("runner group not found: the existing groups are listed, nothing registered", async () => {
-    const result = await run({ ...world.orgEnv, RUNNER_GROUP: "gpu-fleet" })
+    const result = await run({ ...context.world.orgEnv, RUNNER_GROUP: "gpu-fleet" })
     expect(result.exitCode).toBe(ExitCode.configError)
     expect(failure(result).msg).toContain('no runner group named "gpu-fleet"')
     expect(failure(result).msg).toContain("linux-docker")
-    expect(world.github.calls.some((c) => c.route.endsWith("generate-jitconfig"))).toBe(false)
+    expect(context.world.github.calls.some((c) => c.route.endsWith("generate-jitconfig"))).toBe(false)
   })
 
   test("health port already taken", async () => {
     const blocker = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("busy") })
     try {
-      const result = await run({ ...world.repoEnv, GHR_HEALTH_PORT: String(blocker.port) })
+      const result = await run({ ...context.world.repoEnv, GHR_HEALTH_PORT: String(blocker.port) })
       expect(result.exitCode).toBe(ExitCode.configError)
       expect(failure(result).problems?.[0]?.setting).toBe("GHR_HEALTH_PORT")
     } finally {
@@ -98,20 +85,20 @@ describe("configuration errors: exit 78, every problem named", () => {
 
 describe("GitHub rejects the App: exit 77 with what to fix", () => {
   test("unknown App id (401)", async () => {
-    const result = await run({ ...world.repoEnv, GITHUB_APP_ID: "777" })
+    const result = await run({ ...context.world.repoEnv, GITHUB_APP_ID: "777" })
     expect(result.exitCode).toBe(ExitCode.authError)
     expect(failure(result).msg).toContain("App 777")
     expectNoStackTrace(result)
   })
 
   test("installation not found (404)", async () => {
-    const result = await run({ ...world.repoEnv, GITHUB_APP_INSTALLATION_ID: "424242" })
+    const result = await run({ ...context.world.repoEnv, GITHUB_APP_INSTALLATION_ID: "424242" })
     expect(result.exitCode).toBe(ExitCode.authError)
     expect(failure(result).msg).toContain("installation 424242 was not found")
   })
 
   test("missing permission (403) names the permission", async () => {
-    const result = await run({ ...world.orgEnv, GITHUB_OWNER: "readonly-org", GITHUB_APP_INSTALLATION_ID: String(NO_PERMISSION_INSTALLATION) })
+    const result = await run({ ...context.world.orgEnv, GITHUB_OWNER: "readonly-org", GITHUB_APP_INSTALLATION_ID: String(NO_PERMISSION_INSTALLATION) })
     expect(result.exitCode).toBe(ExitCode.authError)
     expect(failure(result).msg).toContain("organization_self_hosted_runners=write")
     // Counted by the stack's RegistrationErrors metric.
@@ -123,7 +110,7 @@ describe("GitHub rejects the App: exit 77 with what to fix", () => {
 describe("GitHub unreachable: bounded retries, exit 69", () => {
   test("connection refused", async () => {
     const started = Date.now()
-    const result = await run({ ...world.repoEnv, GITHUB_API_URL: "http://127.0.0.1:9", GITHUB_API_MAX_RETRIES: "1" })
+    const result = await run({ ...context.world.repoEnv, GITHUB_API_URL: "http://127.0.0.1:9", GITHUB_API_MAX_RETRIES: "1" })
     expect(result.exitCode).toBe(ExitCode.githubUnavailable)
     expect(failure(result).msg).toContain("could not reach http://127.0.0.1:9")
     expect(Date.now() - started).toBeLessThan(10_000)

@@ -1,10 +1,12 @@
 /** A fake GitHub with one App and the installations most tests need, plus settings that point at it. */
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "bun:test"
 import { Effect, Layer, Redacted } from "effect"
 import { Config } from "../../src/Config.ts"
 import { GitHubApp } from "../../src/GitHubApp.ts"
 import * as Log from "../../src/Log.ts"
 import { resolveSettings, type Env, type Settings } from "../../src/Settings.ts"
 import { type FakeGitHub, startFakeGitHub } from "./fake-github.ts"
+import { standInRunnerDir } from "./ghr.ts"
 import { generateAppKey, type TestKeyPair } from "./keys.ts"
 
 export const APP_ID = 4242
@@ -92,3 +94,24 @@ export const useGitHubApp = <A, E>(env: Env, f: (app: GitHubApp["Service"]) => E
   Effect.gen(function*() {
     return yield* f(yield* GitHubApp)
   }).pipe(Effect.provide(gitHubAppLayer(env, lines)))
+
+/**
+ * The hooks the binary tests share: one fake GitHub per file, a fresh stand-in runner per test,
+ * and after each test the check that no runner is left registered, whatever the test did.
+ */
+export const useRunnerWorld = () => {
+  const context = {} as { world: World; runner: ReturnType<typeof standInRunnerDir> }
+  beforeAll(async () => {
+    context.world = await startWorld()
+  })
+  afterAll(() => context.world.github.stop())
+  beforeEach(() => {
+    context.world.github.reset()
+    context.runner = standInRunnerDir()
+  })
+  afterEach(() => {
+    expect(context.world.github.runners()).toEqual([])
+    context.runner.cleanup()
+  })
+  return context
+}

@@ -11,12 +11,13 @@
 import { Context, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { ActionsService, type JobItem, type JobMessage, type Statistics } from "./ActionsService.ts"
 import { type ControllerSettings, resolveControllerSettings } from "./ControllerSettings.ts"
+import { readSecretInputs } from "./Config.ts"
 import { ConfigError, SecretError } from "./Errors.ts"
 import * as Log from "./Log.ts"
 import { runnerName } from "./RunnerName.ts"
 import { desiredRunners, runnersToRemove, runnersToStart } from "./Scaling.ts"
 import { Secrets } from "./Secrets.ts"
-import { describeScope, type Env, missingAppSecretKeys } from "./Settings.ts"
+import { describeScope, type Env } from "./Settings.ts"
 import { Signals } from "./Signals.ts"
 import { TaskLauncher } from "./TaskLauncher.ts"
 
@@ -26,24 +27,8 @@ export class ControllerConfig extends Context.Service<ControllerConfig, Controll
     Layer.effect(
       ControllerConfig,
       Effect.gen(function*() {
-        const secrets = yield* Secrets
-        const configSecretId = env["GHR_CONFIG_SECRET"]?.trim()
-        const appSecretId = env["GHR_APP_SECRET"]?.trim()
-        const configSecret = configSecretId ? yield* secrets.getJson(configSecretId, "GHR_CONFIG_SECRET") : undefined
-        const appSecret = appSecretId ? yield* secrets.getJson(appSecretId, "GHR_APP_SECRET") : undefined
-        if (appSecretId && appSecret !== undefined) {
-          const missing = missingAppSecretKeys(appSecret, env)
-          if (missing.length > 0) {
-            return yield* new SecretError({
-              secretId: appSecretId,
-              setting: "GHR_APP_SECRET",
-              reason: "missing-key",
-              detail: `the secret has no ${missing.map((k) => `"${k}"`).join(", ")} key; ` +
-                'store JSON like {"app_id": 123, "installation_id": 456, "private_key": "-----BEGIN RSA PRIVATE KEY-----\\n…"}'
-            })
-          }
-        }
-        const resolution = resolveControllerSettings(env, { configSecret, appSecret }, {
+        const inputs = yield* readSecretInputs(env, { readAppSecret: true })
+        const resolution = resolveControllerSettings(env, inputs, {
           arch: process.arch,
           stdoutIsTty: process.stdout.isTTY === true
         })

@@ -32,6 +32,7 @@ import {
   type AppCredentials,
   describeScope,
   type Env,
+  appSecretExample,
   missingAppSecretKeys,
   resolveSettings,
   type SecretInputs,
@@ -506,7 +507,7 @@ const readSecrets = Effect.fnUntraced(function*(env: Env, secrets: Secrets["Serv
           result: finish("secrets", {
             verdict: "fail",
             seen: `GHR_APP_SECRET=${appSecretId}: the secret has no ${missing.map((k) => `"${k}"`).join(", ")} key (keys present: ${Object.keys(appSecret).sort().join(", ") || "none"})`,
-            fix: 'store JSON like {"app_id": 123, "installation_id": 456, "private_key": "-----BEGIN RSA PRIVATE KEY-----\\n…"}; `ghr app secret --put` writes exactly that'
+            fix: `store JSON like ${appSecretExample}; \`ghr app secret --put\` writes exactly that`
           }),
           inputs: undefined
         }

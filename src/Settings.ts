@@ -169,6 +169,10 @@ const appSecretKeys = {
   GITHUB_APP_PRIVATE_KEY: "private_key"
 } as const
 
+/** What the App secret looks like, for messages that tell the user how to fix it. */
+export const appSecretExample =
+  '{"app_id": 123, "installation_id": 456, "private_key": "-----BEGIN RSA PRIVATE KEY-----\\n…"}'
+
 const appSecretRequirements = [
   { keys: ["app_id", "client_id"], env: ["GITHUB_APP_ID", "GITHUB_APP_CLIENT_ID"] },
   { keys: ["installation_id"], env: ["GITHUB_APP_INSTALLATION_ID"] },

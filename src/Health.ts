@@ -11,7 +11,6 @@ export type Phase = "starting" | "waiting-docker" | "registered" | "running" | "
  */
 export class Health extends Context.Service<Health, {
   setPhase(phase: Phase): Effect.Effect<void>
-  readonly phase: Effect.Effect<Phase>
 }>()("ghr/Health") {
   static readonly layer = (port: number) =>
     Layer.effect(
@@ -47,10 +46,7 @@ export class Health extends Context.Service<Health, {
             })
           )
         }
-        return Health.of({
-          setPhase: (next) => Ref.set(phase, next),
-          phase: Ref.get(phase)
-        })
+        return Health.of({ setPhase: (next) => Ref.set(phase, next) })
       })
     )
 }

@@ -14,7 +14,7 @@ import { Terminated } from "./Errors.ts"
 import { GitHubApp } from "./GitHubApp.ts"
 import { Health } from "./Health.ts"
 import * as Log from "./Log.ts"
-import { Runner, type RunOutcome } from "./Runner.ts"
+import { Runner } from "./Runner.ts"
 import { runnerName } from "./RunnerName.ts"
 import { describeScope, registrationUrl } from "./Settings.ts"
 import { Signals } from "./Signals.ts"
@@ -48,12 +48,11 @@ export const run = Effect.gen(function*() {
   yield* health.setPhase("waiting-docker")
   yield* unlessStopped(docker.waitUntilReady)
 
-  let outcome: RunOutcome
+  // What run.sh is started with: a JIT config, or nothing when config.sh registered the runner.
+  let jitConfig: Redacted.Redacted<string> | undefined
   if (settings.jitConfig !== undefined) {
     // The controller registered this runner and owns its cleanup; this task holds no App key.
-    yield* health.setPhase("registered")
-    yield* health.setPhase("running")
-    outcome = yield* runner.run(settings.jitConfig)
+    jitConfig = settings.jitConfig
   } else if (settings.runner.mode === "jit") {
     const name = runnerName(settings.runner.namePrefix)
     const groupId = yield* unlessStopped(github.runnerGroupId).pipe(Effect.tapError(registrationFailed))
@@ -66,9 +65,7 @@ export const run = Effect.gen(function*() {
       )
     ).pipe(Effect.tapError(registrationFailed))
     yield* Log.event("runner.registered", `runner ${jit.name} registered (id ${jit.runnerId})`, { runnerId: jit.runnerId, runnerName: jit.name })
-    yield* health.setPhase("registered")
-    yield* health.setPhase("running")
-    outcome = yield* runner.run(jit.encodedJitConfig)
+    jitConfig = jit.encodedJitConfig
   } else {
     const name = runnerName(settings.runner.namePrefix)
     const token = yield* unlessStopped(github.registrationToken).pipe(Effect.tapError(registrationFailed))
@@ -84,10 +81,10 @@ export const run = Effect.gen(function*() {
         disableUpdate: settings.runner.disableUpdate
       }, token)
     ).pipe(Effect.tapError(registrationFailed))
-    yield* health.setPhase("registered")
-    yield* health.setPhase("running")
-    outcome = yield* runner.run(undefined)
   }
+  yield* health.setPhase("registered")
+  yield* health.setPhase("running")
+  const outcome = yield* runner.run(jitConfig)
   yield* health.setPhase("draining")
   return outcome.exitCode
 }).pipe(Effect.scoped)

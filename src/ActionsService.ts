@@ -8,31 +8,16 @@
  * `Redaction` the moment it is received; none is ever put into an error or a log field.
  */
 import { hostname } from "node:os"
-import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Runtime, Schedule, Schema, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schedule, Schema, Semaphore } from "effect"
 import { Config } from "./Config.ts"
-import { AuthError, ExitCode } from "./Errors.ts"
+import { AuthError, GitHubApiError } from "./Errors.ts"
 import { GitHubApp, type GitHubError } from "./GitHubApp.ts"
 import * as Log from "./Log.ts"
 import { Redaction } from "./Log.ts"
 import { registrationUrl } from "./Settings.ts"
 
-/** The Actions service failed or answered something the protocol does not allow. */
-export class ActionsServiceError extends Schema.TaggedError<ActionsServiceError>()("ActionsServiceError", {
-  operation: Schema.String,
-  status: Schema.optional(Schema.Number),
-  detail: Schema.String,
-  fix: Schema.String
-}) {
-  get [Runtime.errorExitCode](): number {
-    return ExitCode.githubUnavailable
-  }
-  override get message(): string {
-    const status = this.status === undefined ? "" : ` (HTTP ${this.status})`
-    return `${this.operation} failed${status}: ${this.detail} — ${this.fix}`
-  }
-}
-
-export type ActionsError = ActionsServiceError | GitHubError
+/** The Actions service failing, or answering what the protocol does not allow, is a GitHubApiError too. */
+export type ActionsError = GitHubError
 
 // --- Wire shapes (the fields ghr uses; the service sends more) -------------------------------
 
@@ -250,7 +235,7 @@ const make = (options: ActionsServiceOptions) =>
       })
 
     const serviceError = (operation: string, f: Failure) =>
-      new ActionsServiceError({
+      new GitHubApiError({
         operation,
         status: f.status,
         detail: f.status === undefined
@@ -264,7 +249,7 @@ const make = (options: ActionsServiceOptions) =>
     const decode = <S extends Schema.Top>(operation: string, schema: S) => (json: unknown) =>
       Option.match(Schema.decodeUnknownOption(schema as unknown as Schema.Decoder<S["Type"]>)(json), {
         onNone: () =>
-          Effect.fail(new ActionsServiceError({
+          Effect.fail(new GitHubApiError({
             operation,
             detail: "the Actions service answered with a body the scale set protocol does not describe",
             fix: "check GITHUB_URL / GITHUB_API_URL; the runner scale set API may have changed — report it"
@@ -354,7 +339,7 @@ const make = (options: ActionsServiceOptions) =>
       const list = yield* decode(operation, ListOf(RunnerGroupBody))(response.json)
       const found = (list.value ?? []).find((g) => g.name.toLowerCase() === group.toLowerCase())
       if (found === undefined) {
-        return yield* new ActionsServiceError({
+        return yield* new GitHubApiError({
           operation,
           detail: `no runner group named "${group}"`,
           fix: "create it under the organization's Settings → Actions → Runner groups, or fix RUNNER_GROUP"
@@ -417,7 +402,7 @@ const make = (options: ActionsServiceOptions) =>
         Effect.retry({ schedule: conflictSchedule, while: (e) => e instanceof CallFailure }),
         Effect.mapError((e) =>
           e instanceof CallFailure
-            ? new ActionsServiceError({
+            ? new GitHubApiError({
               operation,
               status: 409,
               detail: "another listener still holds the scale set's message session",
@@ -435,7 +420,7 @@ const make = (options: ActionsServiceOptions) =>
 
     const current = Effect.flatMap(Ref.get(session), (s) =>
       Option.match(s, {
-        onNone: () => Effect.fail(new ActionsServiceError({ operation: "using the message session", detail: "no session is open", fix: "this is a bug in ghr" })),
+        onNone: () => Effect.fail(new GitHubApiError({ operation: "using the message session", detail: "no session is open", fix: "this is a bug in ghr" })),
         onSome: Effect.succeed
       }))
 

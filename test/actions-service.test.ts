@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Fiber, Layer, Option, Redacted } from "effect"
-import { ActionsService, ActionsServiceError, jwtExpiryMs, parseJson } from "../src/ActionsService.ts"
+import { ActionsService, jwtExpiryMs, parseJson } from "../src/ActionsService.ts"
+import { GitHubApiError } from "../src/Errors.ts"
 import { runFailure, runTest } from "./support/effect.ts"
 import { type FakeActions, jobItem, startFakeActions } from "./support/fake-actions.ts"
 import { gitHubAppLayer, startWorld, type World } from "./support/world.ts"
@@ -70,8 +71,8 @@ describe("ActionsService against the fake Actions service", () => {
 
   test("an unknown runner group is a clear error", async () => {
     const error = await runFailure(withService(actions, (svc) => svc.ensureScaleSet, [], { RUNNER_GROUP: "nope" }))
-    expect(error).toBeInstanceOf(ActionsServiceError)
-    expect((error as ActionsServiceError).detail).toContain('no runner group named "nope"')
+    expect(error).toBeInstanceOf(GitHubApiError)
+    expect((error as GitHubApiError).detail).toContain('no runner group named "nope"')
   })
 
   test("session, long poll of a JobAssigned batch with X-ScaleSetMaxCapacity, ack, acquire, JIT, delete runner, close", async () => {
@@ -115,8 +116,8 @@ describe("ActionsService against the fake Actions service", () => {
         yield* svc.openSession(set.id)
         // A second listener: gives up after its bounded retries.
         const error = yield* Effect.flip(Effect.provide(Effect.flatMap(ActionsService, (other) => other.openSession(set.id)), layerFor(actions, [], { RUNNER_NAME_PREFIX: "conflict" })))
-        expect(error).toBeInstanceOf(ActionsServiceError)
-        expect((error as ActionsServiceError).status).toBe(409)
+        expect(error).toBeInstanceOf(GitHubApiError)
+        expect((error as GitHubApiError).status).toBe(409)
         // Again, while the first session is closed meanwhile: it gets the session.
         const waiting = yield* Effect.forkChild(Effect.provide(Effect.flatMap(ActionsService, (other) => other.openSession(set.id)), layerFor(actions, [], { RUNNER_NAME_PREFIX: "conflict" })))
         yield* Effect.sleep(Duration.millis(70))

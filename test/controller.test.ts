@@ -21,7 +21,7 @@ import { runFailure, runTest } from "./support/effect.ts"
 import { generateAppKey } from "./support/keys.ts"
 import { type FakeActions, jobItem, startFakeActions } from "./support/fake-actions.ts"
 import { parseRecords, spawnGhr } from "./support/ghr.ts"
-import { createSecret, type Moto, region, startMoto, testingCredentials } from "./support/moto.ts"
+import { createSecret, type Moto, motoQueryCall, region, startMoto, testingCredentials } from "./support/moto.ts"
 import { APP_ID, ORG_INSTALLATION, settingsFrom, startWorld, type World } from "./support/world.ts"
 
 let world: World
@@ -34,21 +34,7 @@ let securityGroup: string
 let appSecretArn: string
 const cluster = "ghr-e2e"
 
-/** One EC2 query-protocol call to moto (the repo has no EC2 client; moto routes by credential scope). */
-const ec2 = async (params: Record<string, string>): Promise<string> => {
-  const response = await fetch(`${moto.endpoint}/`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${region}/ec2/aws4_request, SignedHeaders=host, Signature=0`
-    },
-    body: new URLSearchParams({ ...params, Version: "2016-11-15" }),
-    signal: AbortSignal.timeout(5_000)
-  })
-  const text = await response.text()
-  if (!response.ok) throw new Error(`EC2 ${params["Action"]} failed: ${text.slice(0, 300)}`)
-  return text
-}
+const ec2 = (params: Record<string, string>) => motoQueryCall(moto.endpoint, "ec2", { ...params, Version: "2016-11-15" })
 
 beforeAll(async () => {
   world = await startWorld()

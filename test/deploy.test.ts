@@ -40,7 +40,7 @@ import { templateDocument, templateText } from "../src/commands/template.ts"
 import { ExitCode } from "../src/Errors.ts"
 import { runFailure, runTest } from "./support/effect.ts"
 import { type GhrResult, runGhr } from "./support/ghr.ts"
-import { createSecret, type Moto, region, startMoto } from "./support/moto.ts"
+import { createSecret, type Moto, motoJsonCall, motoQueryCall, region, startMoto } from "./support/moto.ts"
 import { freePort } from "./support/ports.ts"
 
 const spec = templateSpec(templateDocument())
@@ -521,41 +521,14 @@ describe("progress display", () => {
 // =============================================================================================
 
 /** One call to moto with a given AWS protocol; moto routes requests by the credential scope. */
-const awsCall = async (
-  endpoint: string,
-  service: string,
-  body: string,
-  headers: Record<string, string>
-): Promise<string> => {
-  const response = await fetch(`${endpoint}/`, {
-    method: "POST",
-    headers: {
-      authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0`,
-      ...headers
-    },
-    body,
-    signal: AbortSignal.timeout(10_000)
-  })
-  const text = await response.text()
-  if (!response.ok) throw new Error(`${service} call failed (HTTP ${response.status}): ${text.slice(0, 400)}`)
-  return text
-}
-const jsonCall = async (endpoint: string, service: string, target: string, body: unknown) =>
-  JSON.parse(await awsCall(endpoint, service, JSON.stringify(body), {
-    "content-type": "application/x-amz-json-1.1",
-    "x-amz-target": target
-  }))
-const queryCall = (endpoint: string, service: string, params: Record<string, string>) =>
-  awsCall(endpoint, service, new URLSearchParams(params).toString(), { "content-type": "application/x-www-form-urlencoded" })
-
 const ecs = (endpoint: string, action: string, body: unknown) =>
-  jsonCall(endpoint, "ecs", `AmazonEC2ContainerServiceV20141113.${action}`, body)
+  motoJsonCall(endpoint, "ecs", `AmazonEC2ContainerServiceV20141113.${action}`, body)
 const logGroups = async (endpoint: string, prefix: string) =>
-  (await jsonCall(endpoint, "logs", "Logs_20140328.DescribeLogGroups", { logGroupNamePrefix: prefix })).logGroups as Array<
+  (await motoJsonCall(endpoint, "logs", "Logs_20140328.DescribeLogGroups", { logGroupNamePrefix: prefix })).logGroups as Array<
     { logGroupName: string; retentionInDays?: number }
   >
 const roleNames = async (endpoint: string, stackName: string) =>
-  [...(await queryCall(endpoint, "iam", { Action: "ListRoles", Version: "2010-05-08" })).matchAll(/<RoleName>([^<]+)<\/RoleName>/g)]
+  [...(await motoQueryCall(endpoint, "iam", { Action: "ListRoles", Version: "2010-05-08" })).matchAll(/<RoleName>([^<]+)<\/RoleName>/g)]
     .map((m) => m[1]!)
     .filter((n) => n.startsWith(`${stackName}-`))
     .sort()
@@ -581,7 +554,7 @@ describe("ghr deploy against moto_server", () => {
     moto = await startMoto()
     cfn = new CloudFormationClient({ endpoint: moto.endpoint, region, credentials: moto.credentials })
     dir = mkdtempSync(join(tmpdir(), "ghr-deploy-"))
-    const subnets = await queryCall(moto.endpoint, "ec2", { Action: "DescribeSubnets", Version: "2016-11-15" })
+    const subnets = await motoQueryCall(moto.endpoint, "ec2", { Action: "DescribeSubnets", Version: "2016-11-15" })
     subnetId = /<subnetId>([^<]+)<\/subnetId>/.exec(subnets)![1]!
     vpcId = /<vpcId>([^<]+)<\/vpcId>/.exec(subnets)![1]!
     // moto's CloudFormation cannot create AWS::SecretsManager::Secret: use an existing secret.

@@ -187,22 +187,39 @@ export async function createSecret(endpoint: string, name: string, value: string
   })
 }
 
-/** One IAM query-protocol call (moto does not check signatures while setup runs with auth suspended). */
-const iamCall = async (endpoint: string, params: Record<string, string>): Promise<string> => {
+/**
+ * One raw AWS API call to moto, for setup and inspection the repo has no SDK client for. moto
+ * routes by the credential scope of the Authorization header and, unless IAM is enforced, does not
+ * check the signature.
+ */
+export const motoCall = async (endpoint: string, service: string, body: string, headers: Record<string, string>): Promise<string> => {
   const response = await fetch(`${endpoint}/`, {
     method: "POST",
     headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      // moto routes by the credential scope of the Authorization header.
-      authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${region}/iam/aws4_request, SignedHeaders=host, Signature=0`
+      authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0`,
+      ...headers
     },
-    body: new URLSearchParams({ ...params, Version: "2010-05-08" }),
-    signal: AbortSignal.timeout(5_000)
+    body,
+    signal: AbortSignal.timeout(10_000)
   })
   const text = await response.text()
-  if (!response.ok) throw new Error(`IAM ${params["Action"]} failed with HTTP ${response.status}: ${text.slice(0, 500)}`)
+  if (!response.ok) throw new Error(`${service} call failed (HTTP ${response.status}): ${text.slice(0, 500)}`)
   return text
 }
+
+/** A query-protocol call (IAM, EC2): form-encoded parameters, XML answer. */
+export const motoQueryCall = (endpoint: string, service: string, params: Record<string, string>) =>
+  motoCall(endpoint, service, new URLSearchParams(params).toString(), { "content-type": "application/x-www-form-urlencoded" })
+
+/** A JSON-protocol call (ECS, CloudWatch Logs). */
+export const motoJsonCall = async (endpoint: string, service: string, target: string, body: unknown) =>
+  JSON.parse(await motoCall(endpoint, service, JSON.stringify(body), {
+    "content-type": "application/x-amz-json-1.1",
+    "x-amz-target": target
+  }))
+
+const iamCall = (endpoint: string, params: Record<string, string>) =>
+  motoQueryCall(endpoint, "iam", { ...params, Version: "2010-05-08" })
 
 const xmlField = (xml: string, field: string): string => {
   const match = new RegExp(`<${field}>([^<]*)</${field}>`).exec(xml)

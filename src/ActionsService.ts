@@ -16,8 +16,9 @@ import * as Log from "./Log.ts"
 import { Redaction } from "./Log.ts"
 import { registrationUrl } from "./Settings.ts"
 
-/** The Actions service failing, or answering what the protocol does not allow, is a GitHubApiError too. */
-export type ActionsError = GitHubError
+// The Actions service failing, or answering what the protocol does not allow, is a GitHubApiError
+// like any other GitHub failure (same fields, exit code 69): every method fails with GitHubError.
+
 
 // --- Wire shapes (the fields ghr uses; the service sends more) -------------------------------
 
@@ -96,17 +97,17 @@ export type RunnerDeleteOutcome = "deleted" | "already-gone" | "busy"
 
 export class ActionsService extends Context.Service<ActionsService, {
   /** The scale set named RUNNER_NAME_PREFIX in RUNNER_GROUP, created when missing. */
-  readonly ensureScaleSet: Effect.Effect<ScaleSet, ActionsError>
+  readonly ensureScaleSet: Effect.Effect<ScaleSet, GitHubError>
   /** Opens the message session (one per scale set: a 409 conflict is waited out, bounded). */
-  openSession(scaleSetId: number): Effect.Effect<SessionInfo, ActionsError>
+  openSession(scaleSetId: number): Effect.Effect<SessionInfo, GitHubError>
   /** Long-polls the session's queue: None when nothing arrived (202). */
-  getMessage(lastMessageId: number, maxCapacity: number): Effect.Effect<Option.Option<JobMessage>, ActionsError>
-  deleteMessage(messageId: number): Effect.Effect<void, ActionsError>
-  acquireJobs(scaleSetId: number, runnerRequestIds: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<number>, ActionsError>
-  generateJitConfig(scaleSetId: number, name: string, workFolder: string): Effect.Effect<ScaleSetRunner, ActionsError>
-  deleteRunner(runnerId: number): Effect.Effect<RunnerDeleteOutcome, ActionsError>
+  getMessage(lastMessageId: number, maxCapacity: number): Effect.Effect<Option.Option<JobMessage>, GitHubError>
+  deleteMessage(messageId: number): Effect.Effect<void, GitHubError>
+  acquireJobs(scaleSetId: number, runnerRequestIds: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<number>, GitHubError>
+  generateJitConfig(scaleSetId: number, name: string, workFolder: string): Effect.Effect<ScaleSetRunner, GitHubError>
+  deleteRunner(runnerId: number): Effect.Effect<RunnerDeleteOutcome, GitHubError>
   /** Deletes the open session, if any. */
-  readonly closeSession: Effect.Effect<void, ActionsError>
+  readonly closeSession: Effect.Effect<void, GitHubError>
 }>()("ghr/ActionsService") {
   static readonly layer = (options: ActionsServiceOptions = {}) => Layer.effect(ActionsService, make(options))
 }
